@@ -1,0 +1,1 @@
+"""circuits: patching, abstraction, discovery and circuit graphs."""

@@ -1,0 +1,72 @@
+"""The `interp` command line.
+
+Commands of the `interp` package are listed in `_BUILTIN_COMMANDS`; `saes`, `circuits` and third-party
+packages add theirs through the `interp.commands` entry-point group, each entry pointing at a
+`register(app: typer.Typer) -> None` function. That keeps the dependency direction one way:
+this module never imports `saes` or `circuits`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from importlib.metadata import entry_points
+
+import typer
+from rich.console import Console
+
+from interp.errors import InterpError
+
+app = typer.Typer(
+    name="interp",
+    help="Mechanistic interpretability for Hugging Face transformers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# module path -> each exposes `register(app)`; order is the order in `interp --help`.
+_BUILTIN_COMMANDS: tuple[str, ...] = (
+    "interp.commands.bench",
+)
+
+_err = Console(stderr=True)
+
+
+def _register_all() -> None:
+    for module_path in _BUILTIN_COMMANDS:
+        try:
+            module = importlib.import_module(module_path)
+        except ModuleNotFoundError as exc:  # a builtin command module not written yet
+            if exc.name != module_path:
+                raise
+            continue
+        module.register(app)
+    for entry in entry_points(group="interp.commands"):
+        entry.load()(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; library errors become one red line and exit code 2, never a traceback."""
+    _register_all()
+    try:
+        app(args=argv, standalone_mode=False)
+    except InterpError as exc:
+        _err.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+    except typer.Abort:
+        _err.print("[red]aborted[/red]")
+        sys.exit(1)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors and similar
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

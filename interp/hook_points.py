@@ -1,0 +1,232 @@
+"""Installing hook callbacks on a Hugging Face module tree.
+
+Each canonical hook point (see `interp.adapters.spec`) is read from one PyTorch hook on one module.
+Several hook points often live on the same module (q, k and v on GPT-2's fused `c_attn`), so hooks
+are grouped by *site*: one PyTorch hook per (module, in|out) serves every point there, in order.
+That keeps a fully cached forward close to a plain one: 8 PyTorch hooks per block, not 12.
+
+A callback receives the activation and returns None (read only) or a replacement of the same shape.
+Returning the very tensor it received also counts as no change, so identity hooks leave the forward
+bitwise unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from interp.adapters.spec import DiffFromBase, Direct, Fused, Pattern, Point, Site, SumWithBase
+from interp.attention import PATTERN_HOOKS_ATTR, PATTERN_IMPL, register
+from interp.errors import ShapeError
+
+Callback = Callable[[torch.Tensor], "torch.Tensor | None"]
+Getter = Callable[[torch.Tensor], torch.Tensor]
+Setter = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Dims:
+    n_heads: int
+    n_kv_heads: int
+    d_head: int
+
+
+@dataclass
+class _Entry:
+    name: str
+    get: Getter
+    set: Setter
+    callback: Callback
+
+
+def _checked(name: str, value: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+    if not isinstance(new, torch.Tensor):
+        raise ShapeError(f"hook {name} returned {type(new).__name__}; return a tensor or None")
+    if new.shape != value.shape:
+        raise ShapeError(
+            f"hook {name}: replacement has shape {tuple(new.shape)}, expected {tuple(value.shape)}"
+        )
+    return new.to(device=value.device, dtype=value.dtype)
+
+
+@dataclass
+class _SiteDispatcher:
+    """One PyTorch hook serving every hook point at one site; optionally remembers the final value."""
+
+    site: Site
+    entries: list[_Entry] = field(default_factory=list)
+    stash: dict[Site, torch.Tensor] | None = None
+
+    def run(self, tensor: torch.Tensor) -> torch.Tensor:
+        for entry in self.entries:
+            value = entry.get(tensor)
+            new = entry.callback(value)
+            if new is not None and new is not value:
+                tensor = entry.set(tensor, _checked(entry.name, value, new))
+        if self.stash is not None:
+            self.stash[self.site] = tensor
+        return tensor
+
+    def pre_hook(self, module: nn.Module, args: tuple, kwargs: dict):
+        if args:
+            new = self.run(args[0])
+            return None if new is args[0] else ((new, *args[1:]), kwargs)
+        old = kwargs["hidden_states"]
+        new = self.run(old)
+        return None if new is old else (args, {**kwargs, "hidden_states": new})
+
+    def post_hook(self, module: nn.Module, args: tuple, output):
+        if isinstance(output, tuple):
+            new = self.run(output[0])
+            return None if new is output[0] else (new, *output[1:])
+        new = self.run(output)
+        return None if new is output else new
+
+
+def _heads_view(n_heads: int, d_head: int) -> tuple[Getter, Setter]:
+    def get(t: torch.Tensor) -> torch.Tensor:  # [batch, pos, head * d_head] -> [batch, pos, head, d_head]
+        return t.view(*t.shape[:-1], n_heads, d_head)
+
+    def set_(t: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+        return new.reshape(t.shape)
+
+    return get, set_
+
+
+def _fused(point: Fused, dims: Dims) -> tuple[Getter, Setter]:
+    h, dh, i = dims.n_heads, dims.d_head, point.part
+    if point.layout == "blocked":  # [..., q | k | v]
+
+        def get(t: torch.Tensor) -> torch.Tensor:
+            return t[..., i * h * dh : (i + 1) * h * dh].unflatten(-1, (h, dh))
+
+        def set_(t: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+            parts = list(t.split(h * dh, dim=-1))
+            parts[i] = new.flatten(-2)
+            return torch.cat(parts, dim=-1)
+
+    else:  # [..., head, (q k v) * d_head]
+
+        def get(t: torch.Tensor) -> torch.Tensor:
+            return t.view(*t.shape[:-1], h, 3 * dh)[..., i * dh : (i + 1) * dh]
+
+        def set_(t: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+            parts = list(t.view(*t.shape[:-1], h, 3 * dh).split(dh, dim=-1))
+            parts[i] = new
+            return torch.cat(parts, dim=-1).view(t.shape)
+
+    return get, set_
+
+
+def _identity(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+def _replace(t: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+    return new
+
+
+class Installation:
+    """The PyTorch hooks (and attention-implementation switch) for one set of callbacks; `remove()` undoes all."""
+
+    def __init__(self, base_model: nn.Module, resolve_path: Callable[[str, int | None], str], dims: Dims):
+        self._base = base_model
+        self._resolve = resolve_path
+        self._dims = dims
+        self._sites: dict[Site, _SiteDispatcher] = {}
+        self._stash: dict[Site, torch.Tensor] = {}
+        self._pattern_modules: dict[nn.Module, list[Callable[[torch.Tensor], torch.Tensor]]] = {}
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._configs: list[tuple[object, str | None]] = []
+
+    def _dispatcher(self, site: Site, layer: int | None) -> _SiteDispatcher:
+        concrete = Site(self._resolve(site.path, layer), site.io)
+        if concrete not in self._sites:
+            self._sites[concrete] = _SiteDispatcher(concrete)
+        return self._sites[concrete]
+
+    def _stashed(self, site: Site, layer: int | None) -> Site:
+        dispatcher = self._dispatcher(site, layer)
+        dispatcher.stash = self._stash
+        return dispatcher.site
+
+    def add(self, name: str, point: Point, layer: int | None, callback: Callback, read_only: bool) -> None:
+        """Attach `callback` to hook point `point` (of block `layer`, or None for global points)."""
+        if isinstance(point, Pattern):
+            module = self._base.get_submodule(self._resolve(point.module, layer))
+            self._pattern_modules.setdefault(module, []).append(_pattern_callback(name, callback))
+            return
+        if isinstance(point, SumWithBase) and read_only and point.read is not None:
+            point = Direct(point.read)
+        site, get, set_ = self._accessors(point, layer)
+        self._dispatcher(site, layer).entries.append(_Entry(name, get, set_, callback))
+
+    def _accessors(self, point: Point, layer: int | None) -> tuple[Site, Getter, Setter]:
+        stash = self._stash
+        if isinstance(point, Direct):
+            if point.heads is None:
+                return point.site, _identity, _replace
+            n = self._dims.n_heads if point.heads == "q" else self._dims.n_kv_heads
+            return (point.site, *_heads_view(n, self._dims.d_head))
+        if isinstance(point, Fused):
+            return (point.site, *_fused(point, self._dims))
+        base = self._stashed(point.base, layer)
+        if isinstance(point, SumWithBase):  # value = base + site; GPT-2 adds `attn + resid`, same bits
+            return point.site, lambda t: stash[base] + t, lambda t, new: new - stash[base]
+        if isinstance(point, DiffFromBase):
+            return point.site, lambda t: t - stash[base], lambda t, new: stash[base] + new
+        raise TypeError(f"unknown hook point {point!r}")
+
+    def attach(self) -> None:
+        """Register everything added so far on the model."""
+        try:
+            for site, dispatcher in self._sites.items():
+                module = self._base.get_submodule(site.path)
+                if site.io == "in":
+                    handle = module.register_forward_pre_hook(dispatcher.pre_hook, with_kwargs=True)
+                else:
+                    handle = module.register_forward_hook(dispatcher.post_hook)
+                self._handles.append(handle)
+            if self._pattern_modules:
+                self._switch_to_pattern_attention()
+        except BaseException:
+            self.remove()
+            raise
+
+    def _switch_to_pattern_attention(self) -> None:
+        register()
+        for module, callbacks in self._pattern_modules.items():
+            setattr(module, PATTERN_HOOKS_ATTR, tuple(callbacks))
+        configs = {id(c): c for c in [getattr(self._base, "config", None)] if c is not None}
+        for module in self._base.modules():
+            cfg = getattr(module, "config", None)
+            if cfg is not None and hasattr(cfg, "_attn_implementation"):
+                configs[id(cfg)] = cfg
+        for cfg in configs.values():
+            self._configs.append((cfg, cfg._attn_implementation))
+            cfg._attn_implementation = PATTERN_IMPL
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        for module in self._pattern_modules:
+            if hasattr(module, PATTERN_HOOKS_ATTR):
+                delattr(module, PATTERN_HOOKS_ATTR)
+        for cfg, impl in reversed(self._configs):
+            cfg._attn_implementation = impl
+        self._configs.clear()
+        self._stash.clear()
+
+
+def _pattern_callback(name: str, callback: Callback) -> Callable[[torch.Tensor], torch.Tensor]:
+    def hook(pattern: torch.Tensor) -> torch.Tensor:
+        new = callback(pattern)
+        if new is None or new is pattern:
+            return pattern
+        return _checked(name, pattern, new)
+
+    return hook

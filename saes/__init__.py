@@ -1,0 +1,1 @@
+"""saes: sparse autoencoders over hooked models."""
