@@ -1,8 +1,8 @@
 """interp: hooked Hugging Face transformers under TransformerLens-style names.
 
-    >>> import interp
-    >>> model = interp.load("ioi-tiny")
-    >>> logits, cache = model.run_with_cache("When Mary and John went to the store", names="blocks.*.hook_resid_post")
+>>> import interp
+>>> model = interp.load("ioi-tiny")
+>>> logits, cache = model.run_with_cache("When Mary and John went to the store", names="blocks.*.hook_resid_post")
 """
 
 from interp.cache import ActivationCache

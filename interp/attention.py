@@ -25,7 +25,11 @@ def _repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
     if n_rep == 1:
         return x
     batch, kv_heads, pos, d_head = x.shape
-    return x[:, :, None].expand(batch, kv_heads, n_rep, pos, d_head).reshape(batch, kv_heads * n_rep, pos, d_head)
+    return (
+        x[:, :, None]
+        .expand(batch, kv_heads, n_rep, pos, d_head)
+        .reshape(batch, kv_heads * n_rep, pos, d_head)
+    )
 
 
 def pattern_attention(

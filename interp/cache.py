@@ -67,7 +67,7 @@ class ActivationCache(Mapping[str, torch.Tensor]):
         layers = self.layers(kind)
         if not layers:
             raise HookNameError(f"no blocks.*.{kind} in this cache; cache it with names='blocks.*.{kind}'")
-        return torch.stack([self._data[f"blocks.{l}.{kind}"] for l in layers])
+        return torch.stack([self._data[f"blocks.{layer}.{kind}"] for layer in layers])
 
     def accumulated_resid(self) -> torch.Tensor:
         """The residual stream before each block and after the last: [layer + 1, batch, pos, d_model]."""

@@ -26,9 +26,7 @@ app = typer.Typer(
 )
 
 # module path -> each exposes `register(app)`; order is the order in `interp --help`.
-_BUILTIN_COMMANDS: tuple[str, ...] = (
-    "interp.commands.bench",
-)
+_BUILTIN_COMMANDS: tuple[str, ...] = ("interp.commands.bench",)
 
 _err = Console(stderr=True)
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
-from interp.adapters import ModelInfo, detect
+from interp.adapters import detect
 from interp.adapters.spec import Point
 from interp.batched import run_batched
 from interp.cache import ActivationCache
@@ -114,13 +114,17 @@ class HookedModel:
         return chosen
 
     # -- tokens and forward --------------------------------------------------------------------
-    def to_tokens(self, inputs: Inputs, attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def to_tokens(
+        self, inputs: Inputs, attention_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Token ids [batch, pos] and attention mask (None when no padding) for text or token inputs."""
         if isinstance(inputs, torch.Tensor):
             ids = inputs if inputs.ndim == 2 else inputs[None]
             return ids.to(self.device), None if attention_mask is None else attention_mask.to(self.device)
         if self.tokenizer is None:
-            raise InterpError("this model has no tokenizer: pass token ids, or HookedModel(hf_model, tokenizer)")
+            raise InterpError(
+                "this model has no tokenizer: pass token ids, or HookedModel(hf_model, tokenizer)"
+            )
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
         needs_padding = len(texts) > 1
         if needs_padding and getattr(self.tokenizer, "pad_token", None) is None:
@@ -131,27 +135,35 @@ class HookedModel:
             mask = None
         return enc["input_ids"].to(self.device), None if mask is None else mask.to(self.device)
 
-    def _forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None, **kwargs: object) -> torch.Tensor:
+    def _forward(
+        self, ids: torch.Tensor, attention_mask: torch.Tensor | None, **kwargs: object
+    ) -> torch.Tensor:
         if getattr(self.hf_model.config, "use_cache", None) is not None:
             kwargs.setdefault("use_cache", False)
         out = self.hf_model(input_ids=ids, attention_mask=attention_mask, **kwargs)
         logits = getattr(out, "logits", None)
         return logits if logits is not None else out.last_hidden_state
 
-    def __call__(self, inputs: Inputs, attention_mask: torch.Tensor | None = None, **kwargs: object) -> torch.Tensor:
+    def __call__(
+        self, inputs: Inputs, attention_mask: torch.Tensor | None = None, **kwargs: object
+    ) -> torch.Tensor:
         """Logits [batch, pos, vocab] (or the last hidden state for models without an LM head)."""
         ids, mask = self.to_tokens(inputs, attention_mask)
         return self._forward(ids, mask, **kwargs)
 
     def unembed(self, resid: torch.Tensor) -> torch.Tensor:
         """Final norm then unembedding: [..., d_model] -> [..., vocab] (the logit lens)."""
-        head = self.hf_model.get_output_embeddings() if hasattr(self.hf_model, "get_output_embeddings") else None
+        head = (
+            self.hf_model.get_output_embeddings() if hasattr(self.hf_model, "get_output_embeddings") else None
+        )
         if head is None or self.adapter.final_norm is None:
             raise InterpError(f"{type(self.hf_model).__name__} has no final norm + LM head to unembed with")
         return head(self.base_model.get_submodule(self.adapter.final_norm)(resid))
 
     # -- hooks ---------------------------------------------------------------------------------
-    def _install(self, hooks: Iterable[tuple[str, Callable[[torch.Tensor], torch.Tensor | None]]], read_only: bool) -> Installation:
+    def _install(
+        self, hooks: Iterable[tuple[str, Callable[[torch.Tensor], torch.Tensor | None]]], read_only: bool
+    ) -> Installation:
         installation = Installation(self.base_model, _resolve_path, self._dims)
         for name, callback in hooks:
             point, layer = self._point(name)
@@ -207,7 +219,9 @@ class HookedModel:
         hooks = []
         for iv in interventions:
             if not isinstance(iv, Intervention):
-                raise InterpError(f"expected an Intervention (Patch, Ablate, Add, Scale, Project), got {type(iv).__name__}")
+                raise InterpError(
+                    f"expected an Intervention (Patch, Ablate, Add, Scale, Project), got {type(iv).__name__}"
+                )
             self._point(iv.hook)
             self._check_heads(iv)
             hooks.append((iv.hook, iv.apply))
@@ -220,10 +234,16 @@ class HookedModel:
         n = self.cfg.n_kv_heads if kind in ("hook_k", "hook_v") else self.cfg.n_heads
         bad = [h for h in iv.heads if not -n <= h < n]
         if bad:
-            raise InterpError(f"head index {bad[0]} out of range for {iv.hook}: the model has {n} heads (0..{n - 1})")
+            raise InterpError(
+                f"head index {bad[0]} out of range for {iv.hook}: the model has {n} heads (0..{n - 1})"
+            )
 
     def run_with_interventions(
-        self, inputs: Inputs, interventions: Sequence[Intervention], attention_mask: torch.Tensor | None = None, **kwargs: object
+        self,
+        inputs: Inputs,
+        interventions: Sequence[Intervention],
+        attention_mask: torch.Tensor | None = None,
+        **kwargs: object,
     ) -> torch.Tensor:
         """Logits with `interventions` applied (in list order)."""
         hooks = self._intervention_hooks(interventions)
@@ -257,9 +277,7 @@ class HookedModel:
 
     def hooks_installed(self) -> int:
         """How many PyTorch hooks are on the wrapped model (0 unless inside a `hooks()` block)."""
-        return sum(
-            len(m._forward_hooks) + len(m._forward_pre_hooks) for m in self.hf_model.modules()
-        )
+        return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in self.hf_model.modules())
 
 
 def _resolve_path(template: str, layer: int | None) -> str:

@@ -32,7 +32,11 @@ def layout(hook: str) -> tuple[int, int | None]:
 
 
 def _tensor_to_json(t: torch.Tensor) -> dict:
-    return {"dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape), "data": t.flatten().tolist()}
+    return {
+        "dtype": str(t.dtype).removeprefix("torch."),
+        "shape": list(t.shape),
+        "data": t.flatten().tolist(),
+    }
 
 
 def _tensor_from_json(d: dict) -> torch.Tensor:

@@ -29,7 +29,9 @@ def _minilm_dir() -> Path | None:
     return Path(package.get_model_path())
 
 
-def _from_folder(path: Path | str, dtype: torch.dtype | None, trust_remote_code: bool, **kwargs: object) -> HookedModel:
+def _from_folder(
+    path: Path | str, dtype: torch.dtype | None, trust_remote_code: bool, **kwargs: object
+) -> HookedModel:
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
@@ -71,9 +73,11 @@ def load(
     return hooked.to(_device(device))
 
 
-def _load_named(name: str, dtype: torch.dtype | None, trust_remote_code: bool, **kwargs: object) -> HookedModel:
-    zoo = importlib.import_module("interp.zoo") if importlib.util.find_spec("interp.zoo") else None
-    if zoo is not None and name in zoo.names():
+def _load_named(
+    name: str, dtype: torch.dtype | None, trust_remote_code: bool, **kwargs: object
+) -> HookedModel:
+    zoo = importlib.import_module("interp.zoo")
+    if name in zoo.names():
         return _from_folder(zoo.path(name), dtype, False)
     if name == "minilm":
         folder = _minilm_dir()
@@ -89,7 +93,7 @@ def _load_named(name: str, dtype: torch.dtype | None, trust_remote_code: bool, *
             )
         return _from_folder(path, dtype, trust_remote_code, **kwargs)
     if "/" not in name:
-        known = ", ".join(zoo.names()) if zoo is not None else ""
+        known = ", ".join(zoo.names())
         raise InterpError(
             f"unknown model {name!r}: not a zoo model ({known}), not a local folder, and not a hub id "
             "(hub ids look like 'owner/name')"
@@ -98,4 +102,3 @@ def _load_named(name: str, dtype: torch.dtype | None, trust_remote_code: bool, *
         return _from_folder(name, dtype, trust_remote_code, **kwargs)  # transformers resolves hub ids
     except OSError as exc:
         raise InterpError(f"could not load {name!r} from the Hugging Face hub: {exc}") from exc
-

@@ -58,18 +58,28 @@ _FAMILIES: dict[str, tuple[Callable[[nn.Module], bool], Callable[[nn.Module, obj
         lambda base, cfg: gpt2.ADAPTER,
     ),
     "gpt_neox": (
-        _first_block_has("attention.query_key_value", "attention.dense", "mlp.dense_4h_to_h", layers="layers"),
+        _first_block_has(
+            "attention.query_key_value", "attention.dense", "mlp.dense_4h_to_h", layers="layers"
+        ),
         lambda base, cfg: neox.adapter(bool(getattr(cfg, "use_parallel_residual", False))),
     ),
     "llama": (
         _first_block_has(
-            "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-            "mlp.gate_proj", "mlp.down_proj", "post_attention_layernorm", layers="layers",
+            "self_attn.q_proj",
+            "self_attn.k_proj",
+            "self_attn.v_proj",
+            "self_attn.o_proj",
+            "mlp.gate_proj",
+            "mlp.down_proj",
+            "post_attention_layernorm",
+            layers="layers",
         ),
         lambda base, cfg: llama.adapter(_has(base.get_submodule("layers")[0], "pre_feedforward_layernorm")),
     ),
     "bert": (
-        _first_block_has("attention.self.query", "attention.output.dense", "intermediate.dense", layers="encoder.layer"),
+        _first_block_has(
+            "attention.self.query", "attention.output.dense", "intermediate.dense", layers="encoder.layer"
+        ),
         lambda base, cfg: bert.ADAPTER,
     ),
 }
