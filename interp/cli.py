@@ -44,26 +44,20 @@ def _register_all() -> None:
         entry.load()(app)
 
 
+@app.callback()
+def _root() -> None:
+    """Mechanistic interpretability for Hugging Face transformers."""
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; library errors become one red line and exit code 2, never a traceback."""
+    """Run the CLI. Usage errors are click's (exit 2); library errors on bad input become one red
+    line and exit code 2, never a traceback."""
     _register_all()
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="interp")
     except InterpError as exc:
-        _err.print(f"[red]error:[/red] {exc}")
+        _err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except typer.Abort:
-        _err.print("[red]aborted[/red]")
-        sys.exit(1)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click usage errors and similar
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

@@ -132,15 +132,32 @@ def _replace(t: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
 class Installation:
     """The PyTorch hooks (and attention-implementation switch) for one set of callbacks; `remove()` undoes all."""
 
-    def __init__(self, base_model: nn.Module, resolve_path: Callable[[str, int | None], str], dims: Dims):
-        self._base = base_model
+    def __init__(
+        self,
+        module: Callable[[str], nn.Module],
+        resolve_path: Callable[[str, int | None], str],
+        dims: Dims,
+        attention_configs: list[object],
+    ):
+        self._module = module  # path (relative to the base model) -> module, memoised by the caller
         self._resolve = resolve_path
         self._dims = dims
+        self._attention_configs = attention_configs  # every config whose _attn_implementation the model reads
         self._sites: dict[Site, _SiteDispatcher] = {}
         self._stash: dict[Site, torch.Tensor] = {}
-        self._pattern_modules: dict[nn.Module, list[Callable[[torch.Tensor], torch.Tensor]]] = {}
+        self._pattern_modules: dict[nn.Module, list[_Entry]] = {}
+        self._entries: list[_Entry] = []  # in the order added, so callbacks can be re-bound positionally
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._configs: list[tuple[object, str | None]] = []
+
+    @property
+    def attached(self) -> bool:
+        return bool(self._handles or self._configs)
+
+    def bind(self, callbacks: list[Callback]) -> None:
+        """Give the hook points, in the order they were added, new callbacks (reusing the placement)."""
+        for entry, callback in zip(self._entries, callbacks, strict=True):
+            entry.callback = callback
 
     def _dispatcher(self, site: Site, layer: int | None) -> _SiteDispatcher:
         concrete = Site(self._resolve(site.path, layer), site.io)
@@ -156,13 +173,16 @@ class Installation:
     def add(self, name: str, point: Point, layer: int | None, callback: Callback, read_only: bool) -> None:
         """Attach `callback` to hook point `point` (of block `layer`, or None for global points)."""
         if isinstance(point, Pattern):
-            module = self._base.get_submodule(self._resolve(point.module, layer))
-            self._pattern_modules.setdefault(module, []).append(_pattern_callback(name, callback))
-            return
-        if isinstance(point, SumWithBase) and read_only and point.read is not None:
-            point = Direct(point.read)
-        site, get, set_ = self._accessors(point, layer)
-        self._dispatcher(site, layer).entries.append(_Entry(name, get, set_, callback))
+            entry = _Entry(name, _identity, _replace, callback)
+            module = self._module(self._resolve(point.module, layer))
+            self._pattern_modules.setdefault(module, []).append(entry)
+        else:
+            if isinstance(point, SumWithBase) and read_only and point.read is not None:
+                point = Direct(point.read)
+            site, get, set_ = self._accessors(point, layer)
+            entry = _Entry(name, get, set_, callback)
+            self._dispatcher(site, layer).entries.append(entry)
+        self._entries.append(entry)
 
     def _accessors(self, point: Point, layer: int | None) -> tuple[Site, Getter, Setter]:
         stash = self._stash
@@ -184,7 +204,7 @@ class Installation:
         """Register everything added so far on the model."""
         try:
             for site, dispatcher in self._sites.items():
-                module = self._base.get_submodule(site.path)
+                module = self._module(site.path)
                 if site.io == "in":
                     handle = module.register_forward_pre_hook(dispatcher.pre_hook, with_kwargs=True)
                 else:
@@ -198,14 +218,9 @@ class Installation:
 
     def _switch_to_pattern_attention(self) -> None:
         register()
-        for module, callbacks in self._pattern_modules.items():
-            setattr(module, PATTERN_HOOKS_ATTR, tuple(callbacks))
-        configs = {id(c): c for c in [getattr(self._base, "config", None)] if c is not None}
-        for module in self._base.modules():
-            cfg = getattr(module, "config", None)
-            if cfg is not None and hasattr(cfg, "_attn_implementation"):
-                configs[id(cfg)] = cfg
-        for cfg in configs.values():
+        for module, entries in self._pattern_modules.items():
+            setattr(module, PATTERN_HOOKS_ATTR, tuple(_pattern_hook(entry) for entry in entries))
+        for cfg in self._attention_configs:
             self._configs.append((cfg, cfg._attn_implementation))
             cfg._attn_implementation = PATTERN_IMPL
 
@@ -220,13 +235,19 @@ class Installation:
             cfg._attn_implementation = impl
         self._configs.clear()
         self._stash.clear()
+        for entry in self._entries:  # drop references to the caller's callbacks (and what they hold)
+            entry.callback = _unbound
 
 
-def _pattern_callback(name: str, callback: Callback) -> Callable[[torch.Tensor], torch.Tensor]:
+def _unbound(tensor: torch.Tensor) -> None:
+    return None
+
+
+def _pattern_hook(entry: _Entry) -> Callable[[torch.Tensor], torch.Tensor]:
     def hook(pattern: torch.Tensor) -> torch.Tensor:
-        new = callback(pattern)
+        new = entry.callback(pattern)
         if new is None or new is pattern:
             return pattern
-        return _checked(name, pattern, new)
+        return _checked(entry.name, pattern, new)
 
     return hook

@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 HookFn = Callable[[torch.Tensor, str], "torch.Tensor | None"]
 Names = str | Sequence[str] | Callable[[str], bool] | None
 Inputs = str | Sequence[str] | torch.Tensor
+_MAX_MEMOISED_INSTALLATIONS = 64
 
 
 class HookedModel:
@@ -59,6 +60,10 @@ class HookedModel:
             for kind, point in self.adapter.block_points.items():
                 self._points[f"blocks.{layer}.{kind}"] = (point, layer)
         self._names = tuple(n for n, (p, _) in self._points.items() if not isinstance(p, str))
+        self._modules: dict[str, nn.Module] = {}
+        self._installations: dict[tuple, Installation] = {}
+        configs = {id(m.config): m.config for m in hf_model.modules() if hasattr(getattr(m, "config", None), "_attn_implementation")}
+        self._attention_configs = list(configs.values())
 
     # -- basics ------------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -76,6 +81,13 @@ class HookedModel:
     def to(self, *args: object, **kwargs: object) -> HookedModel:
         self.hf_model.to(*args, **kwargs)
         return self
+
+    def _module(self, path: str) -> nn.Module:
+        """The submodule at `path` (relative to the base model), memoised: hooks are placed on every call."""
+        module = self._modules.get(path)
+        if module is None:
+            module = self._modules[path] = self.base_model.get_submodule(path)
+        return module
 
     def hook_names(self) -> list[str]:
         """Every canonical hook name this model has, in forward order per block."""
@@ -158,13 +170,13 @@ class HookedModel:
         )
         if head is None or self.adapter.final_norm is None:
             raise InterpError(f"{type(self.hf_model).__name__} has no final norm + LM head to unembed with")
-        return head(self.base_model.get_submodule(self.adapter.final_norm)(resid))
+        return head(self._module(self.adapter.final_norm)(resid))
 
     # -- hooks ---------------------------------------------------------------------------------
     def _install(
         self, hooks: Iterable[tuple[str, Callable[[torch.Tensor], torch.Tensor | None]]], read_only: bool
     ) -> Installation:
-        installation = Installation(self.base_model, _resolve_path, self._dims)
+        installation = Installation(self._module, _resolve_path, self._dims, self._attention_configs)
         for name, callback in hooks:
             point, layer = self._point(name)
             installation.add(name, point, layer, callback, read_only)
