@@ -176,10 +176,20 @@ class HookedModel:
     def _install(
         self, hooks: Iterable[tuple[str, Callable[[torch.Tensor], torch.Tensor | None]]], read_only: bool
     ) -> Installation:
-        installation = Installation(self._module, _resolve_path, self._dims, self._attention_configs)
-        for name, callback in hooks:
-            point, layer = self._point(name)
-            installation.add(name, point, layer, callback, read_only)
+        """Place `hooks` on the model. Placements are memoised by (names, read_only): a sweep that
+        installs the same hook points thousands of times resolves them once."""
+        hooks = list(hooks)
+        key = (tuple(name for name, _ in hooks), read_only)
+        installation = self._installations.get(key)
+        if installation is None or installation.attached:  # attached: in use by an enclosing call
+            installation = Installation(self._module, _resolve_path, self._dims, self._attention_configs)
+            for name, callback in hooks:
+                point, layer = self._point(name)
+                installation.add(name, point, layer, callback, read_only)
+            if len(self._installations) >= _MAX_MEMOISED_INSTALLATIONS:
+                self._installations.clear()
+            self._installations.setdefault(key, installation)
+        installation.bind([callback for _, callback in hooks])
         installation.attach()
         return installation
 
@@ -301,13 +311,20 @@ def _bind(fn: HookFn, name: str) -> Callable[[torch.Tensor], torch.Tensor | None
 
 
 def _recorder(store: dict, name: str, positions, device, grad: bool) -> Callable[[torch.Tensor], None]:
+    if positions is None and device is None and not grad:  # the common case, kept lean: it runs per hook
+
+        def record_plain(tensor: torch.Tensor) -> None:
+            store[name] = tensor.detach()
+
+        return record_plain
     pos_dim = 2 if name.endswith("hook_pattern") else 1
+    if positions is not None:
+        index = (slice(None),) * pos_dim + ((positions if isinstance(positions, slice) else list(positions)),)
 
     def record(tensor: torch.Tensor) -> None:
         value = tensor if grad else tensor.detach()
         if positions is not None:
-            index = positions if isinstance(positions, slice) else list(positions)
-            value = value[(slice(None),) * pos_dim + (index,)]
+            value = value[index]
         if device is not None:
             value = value.to(device)
         store[name] = value

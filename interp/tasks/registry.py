@@ -7,6 +7,7 @@ from typing import Any
 
 from interp.errors import InterpError, closest
 from interp.tasks.base import Task
+from interp.tasks.concepts import Concepts
 from interp.tasks.facts import Facts
 from interp.tasks.greater_than import GreaterThan
 from interp.tasks.hierarchical_equality import HierarchicalEquality
@@ -19,6 +20,7 @@ TASKS: dict[str, type[Task]] = {
     "greater_than": GreaterThan,
     "hierarchical_equality": HierarchicalEquality,
     "facts": Facts,
+    "concepts": Concepts,
 }
 # spellings people type, all mapping to a name in TASKS
 ALIASES: dict[str, str] = {

@@ -96,7 +96,7 @@ def fit(model: GPT2LMHeadModel, batches: BatchFn, r: Recipe, seed: int, progress
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         ema = loss.item() if math.isnan(ema) else 0.95 * ema + 0.05 * loss.item()
-        if step % 50 == 0:
+        if step % 100 == 0:
             bar.set_postfix(loss=f"{ema:.4f}")
             log.debug("%s step %d loss %.4f", r.name, step, ema)
     model.eval()
