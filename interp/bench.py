@@ -37,8 +37,13 @@ def _tiny_gpt2(cfg: BenchConfig, attn: str) -> torch.nn.Module:
 
     torch.manual_seed(cfg.seed)
     config = GPT2Config(
-        n_layer=cfg.n_layer, n_embd=cfg.d_model, n_head=cfg.n_head, vocab_size=cfg.vocab, n_positions=256,
-        bos_token_id=0, eos_token_id=0,
+        n_layer=cfg.n_layer,
+        n_embd=cfg.d_model,
+        n_head=cfg.n_head,
+        vocab_size=cfg.vocab,
+        n_positions=256,
+        bos_token_id=0,
+        eos_token_id=0,
     )
     config._attn_implementation = attn
     return GPT2LMHeadModel(config).eval()
@@ -52,8 +57,16 @@ def _transformer_lens(hf_model: torch.nn.Module) -> torch.nn.Module | None:
         return None
     c = hf_model.config
     cfg = HookedTransformerConfig(
-        n_layers=c.n_layer, d_model=c.n_embd, n_heads=c.n_head, d_head=c.n_embd // c.n_head, d_mlp=4 * c.n_embd,
-        n_ctx=c.n_positions, d_vocab=c.vocab_size, act_fn="gelu_new", normalization_type="LN", default_prepend_bos=False,
+        n_layers=c.n_layer,
+        d_model=c.n_embd,
+        n_heads=c.n_head,
+        d_head=c.n_embd // c.n_head,
+        d_mlp=4 * c.n_embd,
+        n_ctx=c.n_positions,
+        d_vocab=c.vocab_size,
+        act_fn="gelu_new",
+        normalization_type="LN",
+        default_prepend_bos=False,
     )
     model = HookedTransformer(cfg)
     model.load_state_dict(convert_gpt2_weights(hf_model, cfg), strict=False)
@@ -73,12 +86,21 @@ def cache_overhead_bytes(model: HookedModel, ids: torch.Tensor) -> dict[str, flo
         _, cache = model.run_with_cache(ids)
     held = cache.nbytes()
     storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in cache.values()}
-    return {"tensor_bytes": held, "storage_bytes": sum(storages.values()), "ratio": sum(storages.values()) / held}
+    return {
+        "tensor_bytes": held,
+        "storage_bytes": sum(storages.values()),
+        "ratio": sum(storages.values()) / held,
+    }
 
 
 def run(cfg: BenchConfig = BenchConfig(), progress: Callable[[str], None] | None = None) -> dict:
     """Run the benchmark; returns a JSON-ready dict of timings (seconds, medians) and ratios."""
-    results: dict = {"config": asdict(cfg), "torch": torch.__version__, "threads": torch.get_num_threads(), "shapes": {}}
+    results: dict = {
+        "config": asdict(cfg),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "shapes": {},
+    }
     for attn in ("sdpa", "eager"):
         hf = _tiny_gpt2(cfg, attn)
         model = HookedModel(hf)
@@ -89,7 +111,9 @@ def run(cfg: BenchConfig = BenchConfig(), progress: Callable[[str], None] | None
             contenders: dict[str, Callable[[], object]] = {
                 "hf": lambda: hf(input_ids=ids, use_cache=False),
                 "ours_cache_all": lambda: model.run_with_cache(ids),
-                "ours_cache_no_pattern": lambda: model.run_with_cache(ids, names=lambda n: "pattern" not in n),
+                "ours_cache_no_pattern": lambda: model.run_with_cache(
+                    ids, names=lambda n: "pattern" not in n
+                ),
             }
             if tl is not None:
                 contenders["transformer_lens_cache_all"] = lambda: tl.run_with_cache(ids)

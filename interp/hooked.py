@@ -62,7 +62,11 @@ class HookedModel:
         self._names = tuple(n for n, (p, _) in self._points.items() if not isinstance(p, str))
         self._modules: dict[str, nn.Module] = {}
         self._installations: dict[tuple, Installation] = {}
-        configs = {id(m.config): m.config for m in hf_model.modules() if hasattr(getattr(m, "config", None), "_attn_implementation")}
+        configs = {
+            id(m.config): m.config
+            for m in hf_model.modules()
+            if hasattr(getattr(m, "config", None), "_attn_implementation")
+        }
         self._attention_configs = list(configs.values())
 
     # -- basics ------------------------------------------------------------------------------

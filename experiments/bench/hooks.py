@@ -1,6 +1,6 @@
 """Hook-overhead benchmark: writes experiments/bench/results/hooks.json (same as `interp bench --json`).
 
-    OMP_WAIT_POLICY=PASSIVE python experiments/bench/hooks.py [--repeats 15] [--device cuda]
+OMP_WAIT_POLICY=PASSIVE python experiments/bench/hooks.py [--repeats 15] [--device cuda]
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "hooks.json")
     args = parser.parse_args()
-    results = bench.run(bench.BenchConfig(repeats=args.repeats), progress=lambda key: print("done", key, flush=True))
+    results = bench.run(
+        bench.BenchConfig(repeats=args.repeats), progress=lambda key: print("done", key, flush=True)
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=2))

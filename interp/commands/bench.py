@@ -27,7 +27,13 @@ def register(app: typer.Typer) -> None:
             print(json.dumps(results, indent=2))
             return
         table = Table(title="forward time / plain HF forward (medians)")
-        for column in ("shape / HF attention", "cache all", "cache all but pattern", "TransformerLens cache all", "cache bytes / tensor bytes"):
+        for column in (
+            "shape / HF attention",
+            "cache all",
+            "cache all but pattern",
+            "TransformerLens cache all",
+            "cache bytes / tensor bytes",
+        ):
             table.add_column(column)
         for key, entry in results["shapes"].items():
             ratios = entry["ratio_vs_hf"]
@@ -36,7 +42,9 @@ def register(app: typer.Typer) -> None:
                 key,
                 f"{ratios['ours_cache_all']:.3f}",
                 f"{ratios['ours_cache_no_pattern']:.3f}",
-                f"{ratios['transformer_lens_cache_all']:.3f}" if "transformer_lens_cache_all" in ratios else "-",
+                f"{ratios['transformer_lens_cache_all']:.3f}"
+                if "transformer_lens_cache_all" in ratios
+                else "-",
                 f"{memory['ratio']:.3f}" if memory else "-",
             )
         Console().print(table)
