@@ -1,0 +1,46 @@
+"""Gradient SAE, g-SAE (Olmo et al. 2025, "Features that Make a Difference: Leveraging Gradients for
+Improved Dictionary Learning").
+
+TopK selects latents by activation alone; g-SAE also weighs each latent's effect on a downstream
+output. Given g = dL/dx_out, the gradient of a downstream quantity (e.g. the next-token loss) with
+respect to the reconstructed activation, the selection score of latent i is
+
+    score_i = a_i * (1 + beta * e_i / mean_j e_j),   e_i = |W_dec[i] . g|,  a = relu(pre)
+
+and the k highest-scoring latents keep their activation a_i (the score only selects). We divide e by
+its per-token mean so that beta does not depend on the gradient's scale (the paper uses the raw
+gradient and tunes beta). Pass the gradient as `encode(x, grad=g)` / `loss(x, grad=g)`, or as a third
+batch element, or let the store record it (`ActivationStore(..., with_grads=True)`, key
+`"<hook>:grad"`), for the trainer.
+
+Without a gradient (inference, or training data with no gradient signal) the score is a itself and
+g-SAE is exactly a TopK SAE; it is exported to SAELens as `topk`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from saes.architectures import ops
+from saes.architectures.base import SparseAutoencoder
+
+
+class GradientSAE(SparseAutoencoder):
+    """Gradient-aware TopK SAE (`arch="gsae"`, needs `k`; `gsae_beta` weighs the gradient term)."""
+
+    arch = "gsae"
+    saelens_architecture = "topk"
+
+    def _activate(self, pre: Tensor, grad: Tensor | None) -> Tensor:
+        acts = pre.relu()  # [batch, d_sae]
+        if grad is None:
+            return ops.topk_per_row(pre, pre, self.cfg.k).relu()
+        effect = (grad.to(self.W_dec.dtype) @ self.W_dec.detach().T).abs()  # [batch, d_sae]
+        effect = effect / effect.mean(-1, keepdim=True).clamp_min(1e-12)
+        score = acts.detach() * (1 + self.cfg.gsae_beta * effect)
+        return ops.topk_per_row(score, acts, self.cfg.k)
+
+    def _saelens_extra_config(self) -> dict[str, Any]:
+        return {"k": self.cfg.k, "rescale_acts_by_decoder_norm": False}

@@ -1,0 +1,48 @@
+"""Matryoshka SAE (Bussmann et al. 2025; Nabeshima 2024): nested prefixes of the dictionary each
+reconstruct the input on their own.
+
+With prefix lengths m_1 < m_2 < ... < m_n = d_sae,
+
+    acts = relu(topk_k(pre))                                   (TopK activation)
+    loss = mean_j ||x - (acts[:, :m_j] W_dec[:m_j] + b_dec)||^2  + AuxK
+
+so the first latents are pushed to carry the most general features and later ones refine them.
+Inference is a plain TopK SAE, which is how it is exported to SAELens (`topk`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from saes.architectures import ops
+from saes.architectures.base import SparseAutoencoder
+
+
+class MatryoshkaSAE(SparseAutoencoder):
+    """Matryoshka TopK SAE (`arch="matryoshka"`, needs `k`; prefixes from `cfg.prefixes`)."""
+
+    arch = "matryoshka"
+    saelens_architecture = "topk"
+
+    def _activate(self, pre: Tensor, grad: Tensor | None) -> Tensor:
+        return ops.topk_per_row(pre, pre, self.cfg.k).relu()  # [batch, d_sae]
+
+    def _prefix_outputs(self, acts: Tensor) -> list[Tensor]:
+        """Normalised reconstructions [batch, d_out] from each prefix of the latents."""
+        return [acts[:, :m] @ self.W_dec[:m] + self.b_dec for m in self.cfg.prefixes]
+
+    def _reconstruction(self, acts: Tensor, recon: Tensor, target: Tensor) -> Tensor:
+        errors = [(out - target).pow(2).sum(-1).mean() for out in self._prefix_outputs(acts)]
+        return torch.stack(errors).mean()
+
+    def prefix_reconstructions(self, x: Tensor) -> list[Tensor]:
+        """Reconstructions of `x` (model units) from each nested prefix; the last is `forward(x)`."""
+        lead = self._check_width(x, self.cfg.d_in, "input")
+        acts = self.encode(x).reshape(-1, self.cfg.d_sae)
+        return [(out / self.scale_out).reshape(*lead, -1) for out in self._prefix_outputs(acts)]
+
+    def _saelens_extra_config(self) -> dict[str, Any]:
+        return {"k": self.cfg.k, "rescale_acts_by_decoder_norm": False}

@@ -1,0 +1,72 @@
+"""Small tensor operations shared by the architectures: selections and auxiliary losses."""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+
+def topk_per_row(score: Float[Tensor, "batch d_sae"], values: Tensor, k: int) -> Tensor:
+    """Keep `values` at the k largest `score` entries of each row, zero elsewhere."""
+    idx = score.topk(k, dim=-1, sorted=False).indices  # [batch, k]
+    return torch.zeros_like(values).scatter(-1, idx, values.gather(-1, idx))
+
+
+def topk_global(values: Float[Tensor, "batch d_sae"], n: int) -> Tensor:
+    """Keep the n largest entries of the whole matrix (BatchTopK / Mutual Choice allocation)."""
+    flat = values.flatten()
+    n = max(1, min(n, flat.numel()))
+    idx = flat.topk(n, sorted=False).indices
+    return torch.zeros_like(flat).scatter(0, idx, flat[idx]).reshape(values.shape)
+
+
+def topk_per_column(values: Float[Tensor, "batch d_sae"], m: int) -> Tensor:
+    """Keep the m largest entries of each column: each latent picks its m tokens (Feature Choice)."""
+    m = max(1, min(m, values.shape[0]))
+    idx = values.topk(m, dim=0, sorted=False).indices  # [m, d_sae]
+    return torch.zeros_like(values).scatter(0, idx, values.gather(0, idx))
+
+
+def auxk_loss(
+    pre: Float[Tensor, "batch d_sae"],
+    residual: Float[Tensor, "batch d_out"],
+    W_dec: Float[Tensor, "d_sae d_out"],
+    weight: Float[Tensor, " d_sae"],
+    k_aux: int,
+) -> Tensor:
+    """Auxiliary reconstruction of the (detached) residual by under-used latents (Gao et al. 2024, AuxK).
+
+    `weight` in [0, 1] says how much each latent takes part: 1 for dead latents, 0 for healthy ones,
+    in between for under-used ones (the Zipf generalisation). The top `k_aux` of relu(pre) * weight
+    reconstruct the residual without bias; the loss is normalised by the residual's energy and scaled
+    by min(1, participating / k_aux) as in SAELens, so it is 0 when no latent is under-used.
+    """
+    participating = int((weight > 0).sum())
+    if participating == 0:
+        return pre.new_zeros(())
+    k_aux = min(k_aux, participating)
+    candidates = pre.relu() * weight  # [batch, d_sae]
+    acts = topk_per_row(candidates, candidates, k_aux)
+    recon = acts @ W_dec  # [batch, d_out]
+    energy = residual.pow(2).sum(-1).mean().clamp_min(1e-12)
+    loss = (recon - residual).pow(2).sum(-1).mean() / energy
+    return loss * min(1.0, participating / k_aux)
+
+
+def zipf_weights(density: Float[Tensor, " d_sae"], total_density: float, exponent: float) -> Tensor:
+    """How under-used each latent is against a Zipf-shaped target density, in [0, 1].
+
+    Latents are ranked by observed firing frequency; the target for rank r (1-based) is
+    c * r^-exponent with c chosen so targets sum to `total_density` (the mean L0). A latent firing at
+    or above its target weighs 0, a dead one 1, and one in between 1 - density / target. With every
+    latent either dead or healthy this is exactly AuxK's dead mask; the Zipf loss generalises it to the
+    latents that are dying but not yet dead.
+    """
+    d_sae = density.shape[0]
+    ranks = torch.arange(1, d_sae + 1, dtype=torch.float32, device=density.device)
+    target_sorted = ranks.pow(-exponent)
+    target_sorted = target_sorted * (total_density / target_sorted.sum())
+    order = density.argsort(descending=True)
+    target = torch.empty_like(target_sorted).scatter(0, order, target_sorted).clamp(max=1.0)
+    return (1 - density.float() / target.clamp_min(1e-12)).clamp(0, 1)

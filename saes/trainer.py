@@ -1,0 +1,331 @@
+"""`Trainer(cfg, train_cfg).fit(batches)`: train an SAE on any iterable of activation batches.
+
+One step, in order:
+1. (first step only) estimate the input scale and initialise `b_dec` from the first batch(es),
+2. set the learning rate (linear warm-up, constant, linear decay) and the sparsity coefficient (warm-up),
+3. loss = reconstruction + sparsity + auxiliary (AuxK / Zipf, fed by the dead-latent tracker),
+4. stop with a clear error if it is not finite (the last good checkpoint is kept),
+5. backward, average gradients across ranks, remove the gradient component parallel to each decoder
+   row, clip the gradient norm, Adam step, renormalise decoder rows to unit norm,
+6. update the dead-latent tracker, log, and write an atomic checkpoint every N steps.
+
+A batch is a tensor [batch, d_in]; a tuple `(x, target)` or `(x, target, grad)` (transcoders, g-SAE);
+or a dict from an `ActivationStore` keyed by hook name (the trainer picks `cfg.hook_in` and
+`cfg.out_hook`, and `"<out_hook>:grad"` if the store recorded gradients).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import math
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from interp.errors import InterpError, ShapeError
+from saes.architectures import SAELoss, SparseAutoencoder, build
+from saes.checkpoint import latest_checkpoint, read_checkpoint, write_checkpoint
+from saes.config import SAEConfig, TrainConfig
+from saes.distributed import DistContext
+
+logger = logging.getLogger(__name__)
+
+Batch = tuple[Tensor, Tensor | None, Tensor | None]
+
+
+class TrainingDivergedError(InterpError):
+    """The loss or the gradients became NaN or infinite."""
+
+
+def geometric_median(points: Tensor, iters: int = 50, tol: float = 1e-6) -> Tensor:
+    """Geometric median of the rows of `points` [n, d] by Weiszfeld's algorithm."""
+    median = points.mean(0)
+    for _ in range(iters):
+        dist = (points - median).norm(dim=-1).clamp_min(1e-8)  # [n]
+        weights = 1 / dist
+        new = (weights[:, None] * points).sum(0) / weights.sum()
+        if (new - median).norm() < tol * max(1.0, float(median.norm())):
+            return new
+        median = new
+    return median
+
+
+def lr_factor(step: int, warmup: int, decay: int, max_steps: int | None) -> float:
+    """Multiplier of the peak learning rate at `step` (0-based): linear warm-up, flat, linear decay."""
+    factor = 1.0
+    if warmup:
+        factor = min(factor, (step + 1) / warmup)
+    if decay and max_steps:
+        factor = min(factor, max(0.0, (max_steps - step) / decay))
+    return factor
+
+
+class Trainer:
+    """Trains one SAE. `fit` returns the trained SAE (an `nn.Module`).
+
+    Example:
+        >>> cfg = saes.SAEConfig("topk", d_in=64, d_sae=512, k=8)
+        >>> batches = (torch.randn(1024, 64) for _ in range(100))
+        >>> sae = saes.Trainer(cfg, saes.TrainConfig(lr=1e-3, progress=False)).fit(batches)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        cfg: SAEConfig,
+        train_cfg: TrainConfig | None = None,
+        *,
+        dist: DistContext | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.cfg = cfg
+        self.tc = train_cfg or TrainConfig()
+        self.dist = dist or DistContext()
+        self.device = torch.device(device)
+        generator = torch.Generator().manual_seed(self.tc.seed)
+        self.sae: SparseAutoencoder = build(cfg, generator=generator).to(self.device)
+        self.optimizer = torch.optim.Adam(self.sae.parameters(), lr=self.tc.lr, betas=self.tc.adam_betas)
+        self.step = 0
+        self.tokens = 0
+        self.initialized = False
+        self.tokens_since_fired = torch.zeros(cfg.d_sae, dtype=torch.int64, device=self.device)
+        self.density = torch.zeros(cfg.d_sae, dtype=torch.float32, device=self.device)
+        self.last_metrics: dict[str, float] = {}
+        self._last_checkpoint_step = -1
+
+    # ---- the loop ---------------------------------------------------------------------------
+    def fit(self, batches: Iterable[Any], *, resume: bool = False) -> SparseAutoencoder:
+        """Train on `batches` until `TrainConfig.max_steps` or the end of the data.
+
+        With `resume=True` the newest checkpoint in `checkpoint_dir` is loaded and the batches it had
+        already consumed are skipped, so an interrupted run continues exactly (same final weights on CPU).
+        """
+        if resume:
+            self._resume()
+        stream = self._stream(batches)
+        if not self.initialized:
+            stream = self._initialize(stream)
+        self.sae.train()
+        max_steps = self.tc.max_steps
+        bar = tqdm(total=max_steps, initial=self.step, disable=not (self.tc.progress and self.dist.is_main))
+        with bar, self._wandb() as run:
+            for x, target, grad in stream:
+                if max_steps is not None and self.step >= max_steps:
+                    break
+                terms = self._train_step(x, target, grad)
+                self._after_step(terms, x.shape[0], bar, run)
+        if self.step == 0:
+            raise InterpError("no training batches: the dataset or activation stream is empty")
+        if self.tc.checkpoint_dir and self._last_checkpoint_step != self.step:
+            self.save_checkpoint()
+        self.sae.eval()
+        return self.sae
+
+    def _train_step(self, x: Tensor, target: Tensor | None, grad: Tensor | None) -> SAELoss:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.tc.lr * lr_factor(
+                self.step, self.tc.lr_warmup_steps, self.tc.lr_decay_steps, self.tc.max_steps
+            )
+        warm = self.tc.sparsity_warmup_steps
+        sparsity_coef = self.tc.sparsity_coef * (min(1.0, (self.step + 1) / warm) if warm else 1.0)
+        terms = self.sae.loss(
+            x,
+            target,
+            sparsity_coef=sparsity_coef,
+            aux_coef=self.tc.aux_coef,
+            dead_mask=self.tokens_since_fired >= self.tc.dead_window_tokens,
+            density=self.density if self.step > 0 else None,
+            aux_k=self.tc.aux_k,
+            grad=grad,
+        )
+        self._check_finite("loss", terms.total, terms)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms.total.backward()
+        self.dist.average_gradients(self.sae)
+        if self.sae.unit_norm_decoder:
+            _remove_parallel_grad(self.sae.W_dec)
+        params = [p for p in self.sae.parameters() if p.grad is not None]
+        max_norm = self.tc.grad_clip if self.tc.grad_clip is not None else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        self._check_finite("gradient norm", grad_norm, terms)
+        self.optimizer.step()
+        if self.sae.unit_norm_decoder:
+            with torch.no_grad():
+                self.sae.W_dec /= self.sae.W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+        self.dist.average_buffers(self.sae)
+        return terms
+
+    def _after_step(self, terms: SAELoss, batch: int, bar: Any, run: Any) -> None:
+        self.step += 1
+        global_batch = self.dist.sum_int(batch)
+        self.tokens += global_batch
+        self._track_latents(terms.acts, global_batch)
+        if self.step % self.tc.log_every == 0 or self.step == 1:
+            self.last_metrics = self._metrics(terms)
+            bar.set_postfix(
+                {k: f"{v:.3g}" for k, v in self.last_metrics.items() if k in ("mse", "l0", "dead")}
+            )
+            logger.debug("step %d: %s", self.step, self.last_metrics)
+            if run is not None:
+                run.log(self.last_metrics, step=self.step)
+        bar.update(1)
+        every = self.tc.checkpoint_every
+        if self.tc.checkpoint_dir and every and self.step % every == 0:
+            self.save_checkpoint()
+
+    # ---- helpers ------------------------------------------------------------------------------
+    def _stream(self, batches: Iterable[Any]) -> Iterator[Batch]:
+        """Unpacked batches on the device, skipping the ones a resumed run already consumed."""
+        it = iter(batches)
+        skipped = sum(1 for _ in itertools.islice(it, self.step))
+        if skipped < self.step:
+            raise InterpError(f"cannot resume at step {self.step}: the data ran out after {skipped} batches")
+        for batch in it:
+            yield self._unpack(batch)
+
+    def _unpack(self, batch: Any) -> Batch:
+        if isinstance(batch, dict):
+            if self.cfg.hook_in not in batch:
+                raise InterpError(f"batch has hooks {sorted(batch)}, but the SAE reads {self.cfg.hook_in!r}")
+            x, target = batch[self.cfg.hook_in], batch.get(self.cfg.out_hook)
+            grad = batch.get(f"{self.cfg.out_hook}:grad")
+        elif isinstance(batch, tuple | list):
+            x, target, grad = (*batch, None, None)[:3]
+        else:
+            x, target, grad = batch, None, None
+        if self.cfg.is_transcoder and target is None:
+            raise InterpError(
+                f"a transcoder needs (input, target) batches with {self.cfg.out_hook!r} activations"
+            )
+        for what, t, width, hook in (
+            ("input", x, self.cfg.d_in, self.cfg.hook_in),
+            ("target", target, self.cfg.out_dim, self.cfg.out_hook),
+        ):
+            if t is not None and (t.ndim != 2 or t.shape[-1] != width):
+                where = f" from hook {hook!r}" if hook else ""
+                raise ShapeError(
+                    f"training {what}{where} has shape {tuple(t.shape)}, but the SAE expects [batch, {width}]"
+                )
+        return self._to_device(x), self._to_device(target), self._to_device(grad)
+
+    def _to_device(self, t: Tensor | None) -> Tensor | None:
+        return None if t is None else t.to(self.device, non_blocking=True)
+
+    def _initialize(self, stream: Iterator[Batch]) -> Iterator[Batch]:
+        """Estimate the input scale and b_dec from the first batches, then replay them."""
+        head = list(itertools.islice(stream, self.tc.norm_estimation_batches))
+        if not head:
+            raise InterpError("no training batches: the dataset or activation stream is empty")
+        xs = self.dist.gather(torch.cat([b[0] for b in head]).float())
+        ts = xs if head[0][1] is None else self.dist.gather(torch.cat([b[1] for b in head]).float())
+        with torch.no_grad():
+            if self.cfg.normalize == "mean_norm":
+                scale_in = self.cfg.d_in**0.5 / xs.norm(dim=-1).mean().clamp_min(1e-12)
+                scale_out = self.cfg.out_dim**0.5 / ts.norm(dim=-1).mean().clamp_min(1e-12)
+                self.sae.scale_in.fill_(float(scale_in))
+                self.sae.scale_out.fill_(float(scale_in if head[0][1] is None else scale_out))
+            targets = ts * self.sae.scale_out
+            if self.tc.b_dec_init == "geometric_median":
+                self.sae.b_dec.copy_(geometric_median(targets))
+            elif self.tc.b_dec_init == "mean":
+                self.sae.b_dec.copy_(targets.mean(0))
+        self.initialized = True
+        return itertools.chain(head, stream)
+
+    def _track_latents(self, acts: Tensor, global_batch: int) -> None:
+        fired = self.dist.any((acts > 0).any(0))
+        self.tokens_since_fired = torch.where(fired, 0, self.tokens_since_fired + global_batch)
+        freq = self.dist.mean((acts > 0).float().mean(0))
+        self.density = freq if self.step == 1 else 0.99 * self.density + 0.01 * freq
+
+    def _metrics(self, terms: SAELoss) -> dict[str, float]:
+        out = terms.scalars()
+        out["dead"] = float((self.tokens_since_fired >= self.tc.dead_window_tokens).float().mean())
+        out["lr"] = self.optimizer.param_groups[0]["lr"]
+        return out
+
+    def _check_finite(self, what: str, value: Tensor, terms: SAELoss) -> None:
+        bad = torch.tensor([not bool(torch.isfinite(value).all())])
+        if not bool(self.dist.any(bad)[0]):  # collective, so every rank stops together
+            return
+        ckpt = latest_checkpoint(self.tc.checkpoint_dir) if self.tc.checkpoint_dir else None
+        kept = f"the last good checkpoint {ckpt} is kept" if ckpt else "no checkpoint was written"
+        raise TrainingDivergedError(
+            f"training diverged at step {self.step}: {what} is {float(value.detach().float().reshape(-1)[0])} "
+            f"(mse={float(terms.mse.detach())}, sparsity={float(terms.sparsity.detach())}, "
+            f"aux={float(terms.aux.detach())}); {kept}. Lower the learning rate, check the inputs for "
+            "NaN/inf, or enable grad_clip"
+        )
+
+    # ---- checkpoints ----------------------------------------------------------------------------
+    def trainer_state(self) -> dict[str, Any]:
+        """Everything besides the weights that exact resumption needs (plain tensors and numbers)."""
+        return {
+            "step": self.step,
+            "tokens": self.tokens,
+            "optimizer": self.optimizer.state_dict(),
+            "tokens_since_fired": self.tokens_since_fired.cpu(),
+            "density": self.density.cpu(),
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def save_checkpoint(self) -> None:
+        """Write a checkpoint for the current step (rank 0 only; all ranks wait for it)."""
+        if self.dist.is_main:
+            write_checkpoint(
+                self.tc.checkpoint_dir,
+                self.step,
+                self.sae,
+                self.tc.to_dict(),
+                self.trainer_state(),
+                self.tc.keep_checkpoints,
+            )
+        self._last_checkpoint_step = self.step
+        self.dist.barrier()
+
+    def _resume(self) -> None:
+        if not self.tc.checkpoint_dir:
+            raise InterpError("resume=True needs TrainConfig.checkpoint_dir")
+        path = latest_checkpoint(self.tc.checkpoint_dir)
+        if path is None:
+            logger.info("no checkpoint in %s; starting from scratch", self.tc.checkpoint_dir)
+            return
+        state = read_checkpoint(path, self.sae)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.tokens = int(state["step"]), int(state["tokens"])
+        self.tokens_since_fired = state["tokens_since_fired"].to(self.device)
+        self.density = state["density"].to(self.device)
+        torch.set_rng_state(state["torch_rng"])
+        self.initialized = True
+        self._last_checkpoint_step = self.step
+        logger.info("resumed from %s (step %d)", path, self.step)
+
+    @contextlib.contextmanager
+    def _wandb(self) -> Iterator[Any]:
+        if not (self.tc.wandb_project and self.dist.is_main):
+            yield None
+            return
+        try:
+            import wandb  # optional dependency, imported only when asked for
+        except ImportError as exc:
+            raise InterpError("wandb_project is set but wandb is not installed: pip install wandb") from exc
+        run = wandb.init(
+            project=self.tc.wandb_project, config={"sae": self.cfg.to_dict(), "train": self.tc.to_dict()}
+        )
+        try:
+            yield run
+        finally:
+            run.finish()
+
+
+def _remove_parallel_grad(W_dec: torch.nn.Parameter) -> None:
+    """Project out the gradient component along each (unit-norm) decoder row."""
+    if W_dec.grad is None:
+        return
+    with torch.no_grad():
+        unit = W_dec / W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-8)  # [d_sae, d_out]
+        W_dec.grad -= (W_dec.grad * unit).sum(-1, keepdim=True) * unit

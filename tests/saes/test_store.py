@@ -1,0 +1,113 @@
+import datasets
+import pytest
+import torch
+
+import saes
+from interp.errors import HookNameError, InterpError
+from saes.store import ActivationStore
+
+HOOKS = ["blocks.0.hook_resid_post", "blocks.1.hook_resid_pre", "blocks.1.attn.hook_z"]
+
+
+def test_several_hooks_in_one_pass_with_paired_rows(model, tokens_ds):
+    store = ActivationStore(model, tokens_ds, HOOKS, context_len=16, batch_size=64, model_batch_size=4)
+    batches = list(store)
+    assert len(batches) == (40 * 50 // 16 * 16) // 64
+    for batch in batches:
+        assert set(batch) == set(HOOKS)
+        assert all(v.shape == (64, 64) for v in batch.values())  # hook_z: 4 heads x 16 concatenated
+        # resid_post of block 0 is resid_pre of block 1: rows stay paired through the shuffle
+        assert torch.equal(batch["blocks.0.hook_resid_post"], batch["blocks.1.hook_resid_pre"])
+    assert store.widths() == {h: 64 for h in HOOKS}
+
+
+def test_batches_match_the_model_and_are_shuffled(model, tokens_ds):
+    store = ActivationStore(model, tokens_ds, HOOKS[0], context_len=16, batch_size=32)
+    rows = torch.cat([b[HOOKS[0]] for b in store])
+    windows = store.token_windows(1000)
+    _, cache = model.run_with_cache(windows, names=HOOKS[0])
+    direct = cache[HOOKS[0]].reshape(-1, 64)
+    assert rows.shape[0] <= direct.shape[0]
+    assert not torch.equal(rows, direct[: rows.shape[0]])  # shuffled
+    distances = torch.cdist(rows, direct)
+    assert distances.min(1).values.max() < 1e-3  # every yielded row is an activation of the model
+    # one full pass yields every activation except the last partial batch
+    assert int((distances.min(0).values > 1e-3).sum()) <= direct.shape[0] - rows.shape[0] < 32
+    assert all(
+        torch.equal(a[HOOKS[0]], b[HOOKS[0]]) for a, b in zip(store, store, strict=True)
+    )  # deterministic
+
+
+def test_disk_cache_is_reused_without_running_the_model(model, tokens_ds, tmp_path, monkeypatch):
+    kw = dict(context_len=16, batch_size=64, cache_dir=tmp_path / "cache", shard_size=300)
+    first = ActivationStore(model, tokens_ds, HOOKS, **kw)
+    assert not first.from_cache
+    reference = list(first)
+    assert len(list((tmp_path / "cache").glob("shard_*.safetensors"))) > 1
+
+    def no_forward(*args, **kwargs):
+        raise AssertionError("the model ran although the cache is complete")
+
+    monkeypatch.setattr(model, "run_with_cache", no_forward)
+    second = ActivationStore(model, tokens_ds, HOOKS, **kw)
+    assert second.from_cache
+    again = list(second)
+    assert len(again) == len(reference)
+    assert all(torch.equal(a[h], b[h]) for a, b in zip(reference, again, strict=True) for h in HOOKS)
+    assert second.widths()["blocks.1.attn.hook_z"] == 64
+
+
+def test_cache_built_for_other_inputs_is_refused(model, tokens_ds, tmp_path):
+    list(ActivationStore(model, tokens_ds, HOOKS[0], context_len=16, batch_size=64, cache_dir=tmp_path))
+    with pytest.raises(InterpError, match="different model, dataset, hooks"):
+        ActivationStore(model, tokens_ds, HOOKS[0], context_len=8, batch_size=64, cache_dir=tmp_path)
+
+
+def test_repeated_passes_and_token_budget(model, tokens_ds):
+    store = ActivationStore(model, tokens_ds, HOOKS[0], context_len=16, batch_size=64, max_tokens=320)
+    assert sum(b[HOOKS[0]].shape[0] for b in store) == 320
+    assert len(list(store.batches(n_tokens=64 * 12))) == 12
+
+
+def test_text_column_uses_the_tokenizer(model):
+    class CharTokenizer:
+        eos_token_id = 0
+
+        def __call__(self, text):
+            return {"input_ids": [1 + ord(c) % 90 for c in text]}
+
+        def decode(self, ids):
+            return "".join(chr(i) for i in ids)
+
+    ds = datasets.Dataset.from_dict({"text": ["hello world, " * 10] * 4})
+    old, model.tokenizer = model.tokenizer, CharTokenizer()
+    try:
+        store = ActivationStore(model, ds, HOOKS[0], context_len=16, batch_size=32)
+        windows = store.token_windows(3)
+        assert windows.shape == (3, 16) and windows[0, 0] == 1 + ord("h") % 90
+        assert next(iter(store))[HOOKS[0]].shape == (32, 64)
+    finally:
+        model.tokenizer = old
+
+
+def test_gradients_are_recorded_for_gsae(model, tokens_ds):
+    store = ActivationStore(model, tokens_ds, HOOKS[0], context_len=16, batch_size=64, with_grads=True)
+    batch = next(iter(store))
+    assert batch[f"{HOOKS[0]}:grad"].shape == (64, 64) and batch[f"{HOOKS[0]}:grad"].abs().sum() > 0
+    cfg = saes.SAEConfig("gsae", d_in=64, d_sae=128, k=4, hook_in=HOOKS[0])
+    trainer = saes.Trainer(cfg, saes.TrainConfig(total_steps=3, progress=False))
+    trainer.fit(store)
+    assert trainer.step == 3
+
+
+def test_bad_inputs_are_clear_errors(model, tokens_ds):
+    with pytest.raises(InterpError, match="empty"):
+        ActivationStore(model, tokens_ds.select([]), HOOKS[0])
+    with pytest.raises(HookNameError, match="closest"):
+        ActivationStore(model, tokens_ds, "blocks.0.hook_resid_postt")
+    with pytest.raises(InterpError, match="columns"):
+        ActivationStore(model, datasets.Dataset.from_dict({"x": [1]}), HOOKS[0])
+    with pytest.raises(InterpError, match="no tokenizer"):
+        ActivationStore(model, datasets.Dataset.from_dict({"text": ["a"]}), HOOKS[0])
+    with pytest.raises(InterpError, match="fewer than one batch"):
+        list(ActivationStore(model, tokens_ds.select(range(2)), HOOKS[0], context_len=16, batch_size=4096))
