@@ -5,6 +5,7 @@
 >>> logits, cache = model.run_with_cache("When Mary and John went to the store", names="blocks.*.hook_resid_post")
 """
 
+from interp import data, tasks, zoo
 from interp.cache import ActivationCache
 from interp.errors import HookNameError, InterpError, ShapeError
 from interp.hooked import HookedModel
@@ -23,5 +24,8 @@ __all__ = [
     "Project",
     "Scale",
     "ShapeError",
+    "data",
     "load",
+    "tasks",
+    "zoo",
 ]

@@ -26,20 +26,19 @@ app = typer.Typer(
 )
 
 # module path -> each exposes `register(app)`; order is the order in `interp --help`.
-_BUILTIN_COMMANDS: tuple[str, ...] = ("interp.commands.bench",)
+_BUILTIN_COMMANDS: tuple[str, ...] = (
+    "interp.commands.demo",
+    "interp.commands.zoo",
+    "interp.commands.eval",
+    "interp.commands.bench",
+)
 
 _err = Console(stderr=True)
 
 
 def _register_all() -> None:
     for module_path in _BUILTIN_COMMANDS:
-        try:
-            module = importlib.import_module(module_path)
-        except ModuleNotFoundError as exc:  # a builtin command module not written yet
-            if exc.name != module_path:
-                raise
-            continue
-        module.register(app)
+        importlib.import_module(module_path).register(app)
     for entry in entry_points(group="interp.commands"):
         entry.load()(app)
 

@@ -19,6 +19,13 @@ from typing import Any
 
 from interp.errors import InterpError
 
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 _PACKAGES = ("interp-toolkit", "torch", "transformers", "numpy", "safetensors", "datasets")
 
 
@@ -39,6 +46,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -80,6 +88,7 @@ def atomic_dir(out: str | Path, force: bool = False) -> Iterator[Path]:
     out = check_out_dir(out, force).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders
     try:
         yield tmp
         if out.exists():

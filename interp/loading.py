@@ -76,7 +76,8 @@ def load(
 def _load_named(
     name: str, dtype: torch.dtype | None, trust_remote_code: bool, **kwargs: object
 ) -> HookedModel:
-    zoo = importlib.import_module("interp.zoo")
+    from interp import zoo
+
     if name in zoo.names():
         return _from_folder(zoo.path(name), dtype, False)
     if name == "minilm":
