@@ -1,0 +1,1 @@
+"""One module per `interp` command contributed by `circuits`; each exposes `register(app)`."""

@@ -1,0 +1,86 @@
+"""`interp circuit MODEL --task TASK --method acdc|eap|eap-ig|node|features --out DIR [--format ...]`:
+circuit discovery, checked (faithfulness; AUROC when the model card has a true circuit) and exported.
+The work happens in `circuits.discovery.report`, imported when the command runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def _split(text: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def circuit(
+        model: str = typer.Argument(
+            ..., help="Zoo name, model folder, or handset-induction (the hand-set induction model)."
+        ),
+        task: str = typer.Option(
+            ..., "--task", help="Task (ioi, induction, greater_than, hierarchical_equality, facts)."
+        ),
+        method: str = typer.Option("eap", "--method", help="acdc, eap, eap-ig, node or features."),
+        out: Path = typer.Option(..., "--out", help="Folder to write result.json and the circuit files to."),
+        formats: str = typer.Option(
+            "json,dot,svg", "--format", help="Comma-separated: json, dot, svg, pdf, png, graphml, tikz."
+        ),
+        n: int = typer.Option(32, "--n", help="Task examples."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the task examples."),
+        ablation: str = typer.Option(
+            None,
+            "--ablation",
+            help="corrupted, resample, mean or zero (default: the card's, else corrupted).",
+        ),
+        steps: int = typer.Option(5, "--steps", help="Integrated-gradient steps (eap-ig, features)."),
+        threshold: float = typer.Option(
+            0.05, "--threshold", help="ACDC threshold, a fraction of the clean-minus-ablated metric."
+        ),
+        top_n: int = typer.Option(
+            20, "--top-n", help="Edges to export (scoring methods; ACDC exports what it kept)."
+        ),
+        separate_qkv: bool = typer.Option(False, "--separate-qkv", help="Separate q/k/v inputs per head."),
+        saes: str = typer.Option(None, "--saes", help="Comma-separated SAE folders (features)."),
+        metric: str = typer.Option("logit_diff", "--metric", help="logit_diff or prob."),
+        force: bool = typer.Option(False, "--force", help="Replace --out if it exists and is not empty."),
+        as_json: bool = typer.Option(False, "--json", help="Print result.json to stdout."),
+    ) -> None:
+        """Find the circuit behind a task, check it, and export the graph."""
+        from rich.console import Console
+
+        from circuits.discovery.report import CircuitOptions, circuit_report
+
+        opts = CircuitOptions(
+            task=task,
+            method=method,
+            formats=_split(formats),
+            n=n,
+            seed=seed,
+            ablation=ablation,
+            steps=steps,
+            threshold=threshold,
+            top_n=top_n,
+            separate_qkv=separate_qkv,
+            saes=_split(saes),
+            metric=metric,
+        )
+        console = Console(stderr=True)
+        with console.status(f"circuit: {method} on {model}"):
+            payload = circuit_report(model, out, opts, force=force)
+        if as_json:
+            print(json.dumps(payload, indent=2))
+            return
+        m = payload["metrics"]
+        line = f"{method}: {m['n_edges']} of {m['n_graph_edges']} edges"
+        if "faithfulness" in m:
+            line += f", faithfulness {m['faithfulness']:.3f}, completeness {m['completeness']:.3f}"
+        if "auroc" in payload:
+            line += f", AUROC edges {payload['auroc']['edge']:.3f} nodes {payload['auroc']['node']:.3f}"
+        if m["n_edges"] == 0:
+            console.print(
+                "[yellow]the circuit is empty: no edge passed the selection (exported anyway)[/yellow]"
+            )
+        Console().print(f"{line}. Written to [cyan]{out}[/cyan].")

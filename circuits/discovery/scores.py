@@ -1,0 +1,167 @@
+"""`EdgeScores`: what every discovery method returns -- one score per edge of a computational graph.
+
+A score estimates (or, for ACDC, measures) how much the metric changes when that edge is ablated,
+`metric(edge ablated) - metric(full model)` for the attribution methods; importance is its
+magnitude. Node scores come with it: for node methods they are primary; for edge methods a node's
+score is the largest |score| of the edges touching it.
+
+    >>> scores = circuits.discovery.discover(model, data, "eap")
+    >>> scores.top(5)                       # [(Edge('L1.H0->MLP1'), -3.2), ...]
+    >>> circuit = scores.to_circuit(top_n=20)
+    >>> circuit.export("out", ["json", "svg"])
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from circuits.discovery.compgraph import ComputationalGraph
+from circuits.graph import Circuit, Edge, Node
+from interp.errors import InterpError
+
+logger = logging.getLogger(__name__)
+
+
+class Graph(Protocol):
+    """What `EdgeScores` needs of a graph: its edges (a `ComputationalGraph` or a feature graph)."""
+
+    edges: tuple[Edge, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class EdgeScores:
+    """Per-edge scores aligned with `graph.edges`, optional node scores, and how they were made."""
+
+    graph: ComputationalGraph | Graph
+    scores: Tensor
+    """[n_edges] float32 (float64 when computed in float64), aligned with `graph.edges`."""
+    method: str
+    node_scores: Mapping[Node, float] | None = None
+    """Per node; None means: derive from edges (largest |score| of the edges touching the node)."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """clean/ablated metric, ablation, config, seconds, ... (JSON values)."""
+
+    def __post_init__(self) -> None:
+        scores = torch.as_tensor(self.scores).detach().cpu()
+        scores = scores if scores.dtype == torch.float64 else scores.float()
+        if scores.shape != (len(self.graph.edges),):
+            raise InterpError(f"{len(self.graph.edges)} edges but scores of shape {tuple(scores.shape)}")
+        object.__setattr__(self, "scores", scores)
+        if self.node_scores is None:
+            object.__setattr__(self, "node_scores", self._derived_node_scores())
+
+    def _derived_node_scores(self) -> dict[Node, float]:
+        best: dict[Node, float] = {}
+        for edge, score in zip(self.graph.edges, self.scores.abs().tolist(), strict=True):
+            for node in edge.pair:
+                best[node] = max(best.get(node, 0.0), score)
+        return best
+
+    # -- views ----------------------------------------------------------------------------------------
+    def as_dict(self) -> dict[Edge, float]:
+        return dict(zip(self.graph.edges, self.scores.tolist(), strict=True))
+
+    def order(self) -> Tensor:
+        """Edge indices by decreasing |score| (ties keep graph order)."""
+        return torch.sort(self.scores.abs(), descending=True, stable=True).indices
+
+    def top(self, k: int = 10) -> list[tuple[Edge, float]]:
+        """The `k` edges with the largest |score|, with their signed scores."""
+        return [(self.graph.edges[i], float(self.scores[i])) for i in self.order()[:k].tolist()]
+
+    def __repr__(self) -> str:
+        head = ", ".join(f"{e}: {s:.3g}" for e, s in self.top(3))
+        return f"EdgeScores({self.method}, {len(self.scores)} edges; top: {head})"
+
+    def collapse_qkv(self) -> dict[tuple[Node, Node], float]:
+        """(src, dst) -> the largest-|score| score among that pair's q/k/v edges (or the edge's own)."""
+        out: dict[tuple[Node, Node], float] = {}
+        for edge, score in self.as_dict().items():
+            if edge.pair not in out or abs(score) > abs(out[edge.pair]):
+                out[edge.pair] = score
+        return out
+
+    # -- circuits -------------------------------------------------------------------------------------
+    def selected(self, top_n: int | None = None, threshold: float | None = None) -> Tensor:
+        """[n_edges] bool: the `top_n` edges by |score| and/or those with |score| >= `threshold`
+        (`circuit_mask` metadata, set by ACDC, is used when neither is given)."""
+        if top_n is None and threshold is None:
+            if "circuit_mask" in self.metadata:
+                return torch.tensor(self.metadata["circuit_mask"], dtype=torch.bool)
+            raise InterpError("choose the circuit: pass top_n= and/or threshold=")
+        keep = torch.ones(len(self.scores), dtype=torch.bool)
+        if threshold is not None:
+            keep &= self.scores.abs() >= threshold
+        if top_n is not None:
+            if top_n < 0:
+                raise InterpError(f"top_n must be >= 0, got {top_n}")
+            ranked = torch.zeros_like(keep)
+            ranked[self.order()[:top_n]] = True
+            keep &= ranked
+        return keep
+
+    def to_circuit(
+        self,
+        top_n: int | None = None,
+        threshold: float | None = None,
+        prune: bool = True,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Circuit:
+        """The circuit of the selected edges (see `selected`), with their scores.
+
+        `prune` drops edges that cannot matter: those whose destination has no path to `logits`
+        and those whose source (a head or MLP) receives no edge, repeatedly. An empty selection
+        gives an empty circuit (and a warning), which still exports.
+        """
+        keep = self.selected(top_n, threshold)
+        edges = [e for e, k in zip(self.graph.edges, keep.tolist(), strict=True) if k]
+        if prune:
+            edges = prune_edges(edges)
+        if not edges and (top_n is not None or threshold is not None):  # ACDC warns about its own
+            logger.warning(
+                "%s: no edge passes the selection (top_n=%s, threshold=%s): the circuit is empty",
+                self.method,
+                top_n,
+                threshold,
+            )
+        score = self.as_dict()
+        nodes = {n for e in edges for n in e.pair}
+        meta = {
+            "method": self.method,
+            **{k: v for k, v in self.metadata.items() if k != "circuit_mask"},
+            "n_graph_edges": len(self.graph.edges),
+            **(metadata or {}),
+        }
+        return Circuit(
+            tuple(nodes),
+            tuple(edges),
+            {e: score[e] for e in edges},
+            {n: s for n, s in (self.node_scores or {}).items() if n in nodes},
+            meta,
+        )
+
+
+def prune_edges(edges: list[Edge]) -> list[Edge]:
+    """Keep edges whose destination reaches `logits` and whose source is `embed`, an SAE node, or a
+    component that itself receives a kept edge (to a fixed point)."""
+    edges = list(edges)
+    while True:
+        reaches = {Node.logits()}
+        changed = True
+        while changed:
+            changed = False
+            for e in edges:
+                if e.dst in reaches and e.src not in reaches:
+                    reaches.add(e.src)
+                    changed = True
+        fed = {e.dst for e in edges}
+        kept = [e for e in edges if e.dst in reaches and (e.src.kind not in ("head", "mlp") or e.src in fed)]
+        if len(kept) == len(edges):
+            return kept
+        edges = kept
