@@ -3,21 +3,23 @@
 A review is rendered by a template grammar from four *concepts* (each with three values) and some
 *exogenous* choices that are not concepts:
 
-    the {noun} was {intensity} {adjective} , the ... , the ... and the ... . overall it was  -> label
+    {tone} , the {noun} was {intensity} {adjective} , the ... , the ... and the ... . overall it was  -> label
 
 * concepts (`CONCEPTS`): `food` (bad/okay/good), `service` (bad/okay/good), `price` (low/fair/high),
   `ambiance` (bad/okay/good). A concept's value picks the clause's adjective.
-* exogenous noise U, held fixed by counterfactuals: the order of the four clauses, each clause's
-  noun synonym ("food"/"meal"), adjective synonym ("bland"/"awful"), intensity adverb
-  ("somewhat"/"quite"/"very"), and the label noise `eps ~ N(0, noise)`.
-* label rule: `score = sum_c weight_c * polarity(value_c) * intensity_c + eps`; `negative` if
+* exogenous noise U, held fixed by counterfactuals: the reviewer's tone opener ("sadly"/"well"/
+  "happily"), the order of the four clauses, each clause's noun synonym ("food"/"meal"), adjective
+  synonym ("bland"/"awful"), intensity adverb ("somewhat"/"quite"/"very"), and the label noise
+  `eps ~ N(0, noise)`. Tone and intensity matter to the label but are not concepts, as the unlabelled
+  content of real reviews is: two reviews with equal concepts can still be rated differently.
+* label rule: `score = tone + sum_c weight_c * polarity(value_c) * intensity_c + eps`; `negative` if
   score < -0.5, `positive` if score > 0.5, `neutral` otherwise. Polarity is -1/0/+1 (price: low = +1,
-  high = -1); intensity is 0.5/1/1.5. By default the rule ignores `ambiance` (weight 0), so a model
-  that learned the rule should ignore it too. `rule_label` is the noise-free label.
+  high = -1); intensity is 0.5/1/1.5; tone is -0.5/0/+0.5. By default the rule ignores `ambiance`
+  (weight 0), so a model that learned the rule should ignore it too. `rule_label` is noise-free.
 
 Changing one concept keeps U and re-renders, so `sample.counterfactual("food", values)` is the true
 counterfactual text: it differs from the original only at that concept's adjective token. Every
-prompt is 27 words (28 tokens with `<bos>`); the label is read at `END` (the last token).
+prompt is 29 words (30 tokens with `<bos>`); the label is read at `END` (the last token).
 
 The shared task vocabulary lacks review words, so this task extends it: `VOCAB` (same ids) followed by
 `NEW_WORDS`; `tokenizer()` is the matching word-level tokenizer. `same_vocabulary(tokenizer())` holds.
@@ -64,17 +66,28 @@ ADJECTIVES: dict[str, tuple[tuple[str, str], ...]] = {
     "ambiance": (("noisy", "gloomy"), ("plain", "ordinary"), ("cozy", "charming")),
 }
 INTENSITIES: tuple[tuple[str, float], ...] = (("somewhat", 0.5), ("quite", 1.0), ("very", 1.5))
+TONES: tuple[tuple[str, float], ...] = (("sadly", -0.5), ("well", 0.0), ("happily", 0.5))
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 THRESHOLD = 0.5
 SEPARATORS: tuple[str, ...] = (",", ",", "and", ".")
 ENDING: tuple[str, ...] = ("overall", "it", "was")
 CLAUSE = 6  # words per clause incl. its separator: the noun was intensity adjective sep
 ADJ_OFFSET = 4  # the adjective's index inside a clause
-SEQ_LEN = 1 + CLAUSE * len(CONCEPTS) + len(ENDING)  # 28 tokens with <bos>
+OPENER = 2  # tone word and ","
+SEQ_LEN = 1 + OPENER + CLAUSE * len(CONCEPTS) + len(ENDING)  # 30 tokens with <bos>
 END = SEQ_LEN - 1
 
 _WORDS = (
-    ("the", "was", "overall", "it", *SEPARATORS, *LABELS, *(w for w, _ in INTENSITIES))
+    (
+        "the",
+        "was",
+        "overall",
+        "it",
+        *SEPARATORS,
+        *LABELS,
+        *(w for w, _ in INTENSITIES),
+        *(w for w, _ in TONES),
+    )
     + tuple(w for c in CONCEPTS for w in NOUNS[c])
     + tuple(w for c in CONCEPTS for syn in ADJECTIVES[c] for w in syn)
 )
@@ -113,7 +126,9 @@ def concept_index(concept: str) -> int:
     if concept not in CONCEPTS:
         near = closest(concept, CONCEPTS)
         hint = f" (did you mean {', '.join(near)}?)" if near else ""
-        raise InterpError(f"the concepts task has no concept {concept!r}{hint}; concepts: {', '.join(CONCEPTS)}")
+        raise InterpError(
+            f"the concepts task has no concept {concept!r}{hint}; concepts: {', '.join(CONCEPTS)}"
+        )
     return CONCEPTS.index(concept)
 
 
@@ -122,7 +137,7 @@ class ConceptSample:
     """Reviews with their concept values and exogenous noise; every tensor's first dim is batch.
 
     Exogenous fields are per concept (column c belongs to `CONCEPTS[c]`), except `order` (clause slot
-    -> concept) and `eps`. `tokens`, `label` and `rule_label` are derived by `task.render`.
+    -> concept), `tone` and `eps`. `tokens`, `label` and `rule_label` are derived by `task.render`.
 
     Example:
         >>> s = Concepts().sample(4, seed=0)
@@ -136,6 +151,7 @@ class ConceptSample:
     noun: Tensor  # [batch, concept] long in {0, 1}
     synonym: Tensor  # [batch, concept] long in {0, 1}
     intensity: Tensor  # [batch, concept] long in {0, 1, 2}
+    tone: Tensor  # [batch] long in {0, 1, 2}
     eps: Tensor  # [batch] float, label noise
     tokens: Tensor  # [batch, pos] long, <bos> first
     label: Tensor  # [batch] long index into LABELS (with noise)
@@ -158,12 +174,12 @@ class ConceptSample:
             raise InterpError(f"values of {concept!r} must be in 0..{len(VALUES[concept]) - 1}")
         new = self.values.clone()
         new[:, c] = values
-        return self.task.render(new, self.order, self.noun, self.synonym, self.intensity, self.eps)
+        return self.task.render(new, self.order, self.noun, self.synonym, self.intensity, self.tone, self.eps)
 
     def adjective_position(self, concept: str) -> Tensor:
         """[batch] long: the position of `concept`'s adjective (the only token its value sets)."""
         slot = (self.order == concept_index(concept)).long().argmax(1)  # [batch]
-        return 1 + CLAUSE * slot + ADJ_OFFSET
+        return 1 + OPENER + CLAUSE * slot + ADJ_OFFSET
 
     def phrase_span(self, concept: str) -> tuple[Tensor, Tensor]:
         """([batch], [batch]): start and end (exclusive) positions of `concept`'s clause."""
@@ -195,7 +211,7 @@ class Concepts(Task):
     """The concept that `generate`'s corrupted prompts change (to a uniformly drawn other value)."""
     weights: tuple[float, ...] = (1.0, 0.75, 0.5, 0.0)
     """Weight of each concept in the label rule (order of `CONCEPTS`); 0 means the label ignores it."""
-    noise: float = 0.3
+    noise: float = 0.5
     """Standard deviation of the Gaussian noise added to the score before thresholding."""
     confounding: float = 0.0
     """Probability that `price` is not drawn independently but follows `food` (good food -> high price)."""
@@ -239,22 +255,31 @@ class Concepts(Task):
             as_long(rng.integers(0, 2, size=(n, k))),
             as_long(rng.integers(0, 2, size=(n, k))),
             as_long(rng.integers(0, len(INTENSITIES), size=(n, k))),
+            as_long(rng.integers(0, len(TONES), size=n)),
             torch.as_tensor(rng.normal(0.0, 1.0, size=n) * self.noise, dtype=torch.float32),
         )
 
     def render(
-        self, values: Tensor, order: Tensor, noun: Tensor, synonym: Tensor, intensity: Tensor, eps: Tensor
+        self,
+        values: Tensor,
+        order: Tensor,
+        noun: Tensor,
+        synonym: Tensor,
+        intensity: Tensor,
+        tone: Tensor,
+        eps: Tensor,
     ) -> ConceptSample:
         """Texts and labels for given concept values and exogenous noise (the structural equations)."""
         rows = []
-        for v, o, nn_, s, i in zip(values.tolist(), order.tolist(), noun.tolist(), synonym.tolist(), intensity.tolist(), strict=True):
-            words: list[str] = []
+        columns = (values, order, noun, synonym, intensity, tone)
+        for v, o, nn_, s, i, t in zip(*(x.tolist() for x in columns), strict=True):
+            words: list[str] = [TONES[t][0], ","]
             for slot, c in enumerate(o):
                 concept = CONCEPTS[c]
                 words += ["the", NOUNS[concept][nn_[c]], "was", INTENSITIES[i[c]][0]]
                 words += [ADJECTIVES[concept][v[c]][s[c]], SEPARATORS[slot]]
             rows.append([BOS_ID] + [TOKEN_ID[w] for w in words + list(ENDING)])
-        score = self.score(values, intensity)
+        score = self.score(values, intensity, tone)
         return ConceptSample(
             task=self,
             values=values,
@@ -262,27 +287,32 @@ class Concepts(Task):
             noun=noun,
             synonym=synonym,
             intensity=intensity,
+            tone=tone,
             eps=eps,
             tokens=torch.tensor(rows, dtype=torch.long),
             label=_bin(score + eps),
             rule_label=_bin(score),
         )
 
-    def score(self, values: Tensor, intensity: Tensor) -> Tensor:
-        """[batch] float: the noise-free score `sum_c weight_c * polarity_c * intensity_c`."""
+    def score(self, values: Tensor, intensity: Tensor, tone: Tensor) -> Tensor:
+        """[batch] float: the noise-free score `tone + sum_c weight_c * polarity_c * intensity_c`."""
         polarity = torch.tensor([POLARITY[c] for c in CONCEPTS])  # [concept, value]
         scale = torch.tensor([s for _, s in INTENSITIES])  # [intensity]
         cols = torch.arange(len(CONCEPTS))
         pol = polarity[cols, values]  # [batch, concept]
-        return (pol * scale[intensity] * torch.tensor(self.weights)).sum(1)
+        shift = torch.tensor([s for _, s in TONES])[tone]  # [batch]
+        return shift + (pol * scale[intensity] * torch.tensor(self.weights)).sum(1)
 
     def label_probs(self, sample: ConceptSample) -> Tensor:
         """[batch, label]: P(label | concepts, U without eps), the Bayes-optimal prediction."""
-        score = self.score(sample.values, sample.intensity).tolist()
+        score = self.score(sample.values, sample.intensity, sample.tone).tolist()
         if self.noise == 0:
             return torch.nn.functional.one_hot(_bin(torch.tensor(score)), len(LABELS)).float()
         cdf = lambda x: 0.5 * (1 + erf(x / (self.noise * sqrt(2))))  # noqa: E731
-        rows = [[cdf(-THRESHOLD - s), cdf(THRESHOLD - s) - cdf(-THRESHOLD - s), 1 - cdf(THRESHOLD - s)] for s in score]
+        rows = [
+            [cdf(-THRESHOLD - s), cdf(THRESHOLD - s) - cdf(-THRESHOLD - s), 1 - cdf(THRESHOLD - s)]
+            for s in score
+        ]
         return torch.tensor(rows)
 
     # -- the Task interface ------------------------------------------------------------------------
