@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI. Usage errors are click's (exit 2); library errors on bad input become one red
     line and exit code 2, never a traceback."""
     _register_all()
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # weight-loading bars would drown the CLI's own output
     try:
         app(args=argv, prog_name="interp")
     except InterpError as exc:

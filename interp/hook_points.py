@@ -86,6 +86,11 @@ class _SiteDispatcher:
         return None if new is output else new
 
 
+def is_toolkit_hook(hook: object) -> bool:
+    """Whether a PyTorch hook function was placed by this module."""
+    return isinstance(getattr(hook, "__self__", None), _SiteDispatcher)
+
+
 def _heads_view(n_heads: int, d_head: int) -> tuple[Getter, Setter]:
     def get(t: torch.Tensor) -> torch.Tensor:  # [batch, pos, head * d_head] -> [batch, pos, head, d_head]
         return t.view(*t.shape[:-1], n_heads, d_head)

@@ -22,10 +22,11 @@ from torch import nn
 
 from interp.adapters import detect
 from interp.adapters.spec import Point
+from interp.attention import PATTERN_HOOKS_ATTR
 from interp.batched import run_batched
 from interp.cache import ActivationCache
 from interp.errors import HookNameError, InterpError, closest
-from interp.hook_points import Dims, Installation
+from interp.hook_points import Dims, Installation, is_toolkit_hook
 from interp.interventions import Intervention
 
 logger = logging.getLogger(__name__)
@@ -302,8 +303,17 @@ class HookedModel:
         return run_batched(self, ids, mask, intervention_sets, reduce, memory_budget, progress)
 
     def hooks_installed(self) -> int:
-        """How many PyTorch hooks are on the wrapped model (0 unless inside a `hooks()` block)."""
-        return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in self.hf_model.modules())
+        """How many of this toolkit's hooks are on the wrapped model (0 unless inside a `hooks()` block).
+
+        Counts what is really attached to the modules (PyTorch hooks placed by an `Installation`, and
+        pattern hooks), not bookkeeping; transformers' own output-recording hooks are not counted.
+        """
+        count = 0
+        for module in self.hf_model.modules():
+            for hook in (*module._forward_hooks.values(), *module._forward_pre_hooks.values()):
+                count += is_toolkit_hook(hook)
+            count += len(getattr(module, PATTERN_HOOKS_ATTR, ()))
+        return count
 
 
 def _resolve_path(template: str, layer: int | None) -> str:
