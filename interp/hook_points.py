@@ -49,7 +49,8 @@ def _checked(name: str, value: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
         raise ShapeError(
             f"hook {name}: replacement has shape {tuple(new.shape)}, expected {tuple(value.shape)}"
         )
-    return new.to(device=value.device, dtype=value.dtype)
+    # HF modules .view() their inputs, so a broadcast (expanded) replacement must be materialised
+    return new.to(device=value.device, dtype=value.dtype).contiguous()
 
 
 @dataclass

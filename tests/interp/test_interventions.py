@@ -173,3 +173,10 @@ def test_unsupported_architecture_error():
         interp.InterpError, match="supported families gpt2, gpt_neox, llama, bert.*Adapter table"
     ):
         interp.HookedModel(t5)
+
+
+@pytest.mark.parametrize("hook", ["blocks.1.attn.hook_z", "blocks.0.attn.hook_q", "blocks.0.mlp.hook_post"])
+def test_broadcast_replacements_feed_modules_that_view_their_input(model, tokens, hook):
+    """Mean ablation returns an expanded tensor; the modules after the hook must still accept it."""
+    logits = model.run_with_interventions(tokens, [Ablate(hook, kind="mean")])
+    assert torch.isfinite(logits).all()
