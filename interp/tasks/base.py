@@ -75,9 +75,10 @@ class TaskBatch:
     def logit_diff_per_example(self, logits: Tensor) -> Tensor:
         """[batch]: logit of `answer` minus logit of `wrong` at `END` (differentiable)."""
         end = self.end_logits(logits)  # [batch, vocab]
-        return end.gather(1, self.answer.to(end.device)[:, None])[:, 0] - end.gather(
-            1, self.wrong.to(end.device)[:, None]
-        )[:, 0]
+        return (
+            end.gather(1, self.answer.to(end.device)[:, None])[:, 0]
+            - end.gather(1, self.wrong.to(end.device)[:, None])[:, 0]
+        )
 
     def logit_diff(self, logits: Tensor) -> Tensor:
         """Scalar: mean logit difference, the usual patching metric.

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import torch
+from torch import Tensor
 
 from interp.errors import InterpError
 from interp.tasks.base import Task, _Builder
@@ -70,6 +72,19 @@ class HierarchicalEquality(Task):
             positions={"W": 1, "X": 2, "Y": 3, "Z": 4, "END": 5},
             variables={"left": left, "right": right, "output": output, "W": w, "X": x, "Y": y, "Z": z},
         )
+
+    def training_batch(self, n: int, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
+        """Task prompts supervised at END with the output and, as auxiliary targets, at X with
+        `left` and at Z with `right`: the high-level model's intermediate variables are trained to be
+        computed at those positions (the output alone is an XNOR, which gradient descent finds slowly).
+        """
+        batch = self.generate(n, seed=int(rng.integers(2**62)))
+        labels = torch.full_like(batch.clean, -100)  # [batch, pos]
+        bool_id = {True: TOKEN_ID["true"], False: TOKEN_ID["false"]}
+        labels[:, 2] = torch.tensor([bool_id[v] for v in batch.variables["left"]])
+        labels[:, 4] = torch.tensor([bool_id[v] for v in batch.variables["right"]])
+        labels[:, 5] = batch.answer
+        return batch.clean, labels
 
 
 def _pair(

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from interp.errors import InterpError
 from interp.tasks.base import Task, _Builder
-from interp.tasks.vocab import BOS_ID, INDUCTION_POOL, TOKEN_ID
+from interp.tasks.vocab import BOS_ID, EOS_ID, INDUCTION_POOL, TOKEN_ID
 
 _POOL = tuple(dict.fromkeys(INDUCTION_POOL))
 _POOL_IDS = torch.tensor([TOKEN_ID[w] for w in _POOL])
@@ -66,22 +66,29 @@ class Induction(Task):
         )
 
     def training_batch(self, n: int, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
-        """Half task prompts (supervised at END), half repeated random sequences supervised on
-        every position of the repeat, which makes induction heads form quickly.
+        """Half task prompts (supervised at END, right-padded), half `2 * length`-word sequences whose
+        second part repeats the first at a random offset, supervised along the repeat: many induction
+        targets per row make induction heads form quickly.
         """
         half = n // 2
-        ids, labels = super().training_batch(n - half, rng)  # [n - half, pos]
-        rep_ids, rep_labels = _repeated(half, self.length, rng)
+        ids, labels = super().training_batch(n - half, rng)  # [n - half, length + 1]
+        rep_ids, rep_labels = _repeated(half, 2 * self.length - 1, rng)  # [half, 2 * length]
+        pad = rep_ids.shape[1] - ids.shape[1]
+        ids = torch.cat([ids, torch.full((ids.shape[0], pad), EOS_ID)], dim=1)
+        labels = torch.cat([labels, torch.full((labels.shape[0], pad), -100)], dim=1)
         return torch.cat([ids, rep_ids]), torch.cat([labels, rep_labels])
 
 
 def _repeated(n: int, length: int, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
-    """`<bos>` + a random segment + its start again, `length` words in all; labels on the repeat."""
-    seg = (length + 1) // 2
-    idx = torch.from_numpy(np.argsort(rng.random((n, len(_POOL))), axis=1)[:, :seg])  # [n, seg]
-    words = _POOL_IDS[idx]  # [n, seg]
-    ids = torch.cat([torch.full((n, 1), BOS_ID), words, words[:, : length - seg]], dim=1)  # [n, 1+length]
+    """Rows of `length` words: `s` distinct random words, then the first `length - s` of them again
+    (`s` random per row, so the repeat's offset varies); labels run along the repeat.
+    """
+    ids = torch.full((n, length + 1), BOS_ID)  # [n, pos]
     labels = torch.full_like(ids, -100)
-    # position seg + j holds words[j - 1] again, so the next word is words[j]
-    labels[:, seg + 1 : length] = words[:, 1 : length - seg]
+    for row in range(n):
+        s = int(rng.integers((length + 1) // 2, length - 1))  # a prefix of s distinct words
+        words = _POOL_IDS[rng.choice(len(_POOL), size=s, replace=False)]  # [s]
+        ids[row, 1 : s + 1] = words
+        ids[row, s + 1 :] = words[: length - s]
+        labels[row, s + 1 : length] = words[1 : length - s]  # position s + j holds word j - 1 again
     return ids, labels

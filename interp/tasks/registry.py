@@ -35,8 +35,8 @@ def names() -> list[str]:
     """The registered task names.
 
     Example:
-        >>> names()
-        ['ioi', 'induction', 'greater_than', 'hierarchical_equality', 'facts']
+        >>> names()[:3]
+        ['ioi', 'induction', 'greater_than']
     """
     return list(TASKS)
 
@@ -57,5 +57,7 @@ def get(name: str, **cfg: Any) -> Task:
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(cfg) - fields)
     if unknown:
-        raise InterpError(f"task {key!r} has no option {', '.join(unknown)}; options: {', '.join(sorted(fields))}")
+        raise InterpError(
+            f"task {key!r} has no option {', '.join(unknown)}; options: {', '.join(sorted(fields))}"
+        )
     return cls(**cfg)

@@ -47,7 +47,7 @@ def tokenizer() -> PreTrainedTokenizerFast:
     Example:
         >>> tok = tokenizer()
         >>> tok("When Mary and John went to the store").input_ids[:3]
-        [2, 4, 72]
+        [2, 73, 7]
     """
     return PreTrainedTokenizerFast(
         tokenizer_object=_backend(),

@@ -39,7 +39,9 @@ def cpu_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def build_model(r: Recipe, vocab_size: int, bos: int = BOS_ID, eos: int = EOS_ID, pad: int = PAD_ID) -> GPT2LMHeadModel:
+def build_model(
+    r: Recipe, vocab_size: int, bos: int = BOS_ID, eos: int = EOS_ID, pad: int | None = PAD_ID
+) -> GPT2LMHeadModel:
     """A freshly initialised GPT-2 with the recipe's shape (no dropout, tied embeddings)."""
     config = GPT2Config(
         vocab_size=vocab_size,
@@ -55,6 +57,7 @@ def build_model(r: Recipe, vocab_size: int, bos: int = BOS_ID, eos: int = EOS_ID
         eos_token_id=eos,
         pad_token_id=pad,
         tie_word_embeddings=True,
+        initializer_range=r.init_std,
     )
     return GPT2LMHeadModel(config)
 
@@ -79,7 +82,9 @@ def lm_loss(model: GPT2LMHeadModel, ids: Tensor, labels: Tensor) -> Tensor:
     return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
 
 
-def fit(model: GPT2LMHeadModel, batches: BatchFn, r: Recipe, seed: int, progress: bool = True) -> dict[str, float]:
+def fit(
+    model: GPT2LMHeadModel, batches: BatchFn, r: Recipe, seed: int, progress: bool = True
+) -> dict[str, float]:
     """Train `model` in place for `r.steps` steps; returns `train_seconds` and `final_loss`."""
     rng = np.random.default_rng([seed, 1])
     opt = _optimizer(model, r)
