@@ -99,6 +99,12 @@ class SAEConfig:
     dtype: str = "float32"
     """Parameter dtype name (`float32`, `float64`, `bfloat16`, `float16`)."""
 
+    sparse_topk: bool = True
+    """Train the TopK family (`topk`, `gsae`, `matryoshka`) with the sparse kernels of `saes.sparse`:
+    decode from the k (index, value) pairs per token and send gradients only to the chosen latents,
+    never building the dense [batch, d_sae] code (the same loss and gradients as the dense path, which
+    `False` selects). Ignored by the other architectures and at inference."""
+
     def __post_init__(self) -> None:
         if self.arch not in REGISTRY:
             raise InterpError(f"unknown SAE architecture {self.arch!r}; choose one of {sorted(REGISTRY)}")

@@ -32,6 +32,7 @@ from saes.architectures import SAELoss, SparseAutoencoder, build
 from saes.checkpoint import latest_checkpoint, read_checkpoint, write_checkpoint
 from saes.config import SAEConfig, TrainConfig
 from saes.distributed import DistContext
+from saes.sparse import firing_counts
 
 logger = logging.getLogger(__name__)
 
@@ -237,9 +238,10 @@ class Trainer:
         return itertools.chain(head, stream)
 
     def _track_latents(self, acts: Tensor, global_batch: int) -> None:
-        fired = self.dist.any((acts > 0).any(0))
+        counts = firing_counts(acts)  # [d_sae]; acts is dense or sparse COO
+        fired = self.dist.any(counts > 0)
         self.tokens_since_fired = torch.where(fired, 0, self.tokens_since_fired + global_batch)
-        freq = self.dist.mean((acts > 0).float().mean(0))
+        freq = self.dist.mean(counts.float() / acts.shape[0])
         self.density = freq if self.step == 1 else 0.99 * self.density + 0.01 * freq
 
     def _metrics(self, terms: SAELoss) -> dict[str, float]:

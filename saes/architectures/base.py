@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from interp.errors import ShapeError
 from interp.io import atomic_write_json
+from saes import sparse
 from saes.architectures import ops
 from saes.format import DTYPES, SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME, atomic_dir
 
@@ -46,7 +47,8 @@ class SAELoss:
     aux: Tensor
     """Unweighted auxiliary loss (AuxK, Zipf, gate reconstruction); 0 when it does not apply."""
     acts: Tensor
-    """Detached latent activations [batch, d_sae], for dead-latent tracking and L0."""
+    """Detached latent activations [batch, d_sae], for dead-latent tracking and L0: a dense tensor, or a
+    sparse COO tensor when the sparse TopK path produced it (read it with `saes.sparse.firing_counts`)."""
 
     def scalars(self) -> dict[str, float]:
         """The scalar terms as floats (for logging), plus `l0`, the mean active latents per token."""
@@ -55,7 +57,7 @@ class SAELoss:
             "mse": float(self.mse.detach()),
             "sparsity": float(self.sparsity.detach()),
             "aux": float(self.aux.detach()),
-            "l0": float((self.acts != 0).sum(-1).float().mean()),
+            "l0": float(sparse.mean_l0(self.acts)),
         }
 
 
@@ -153,12 +155,7 @@ class SparseAutoencoder(nn.Module):
         `aux_k` is the number of latents in the auxiliary reconstruction (default d_in // 2);
         `grad` [batch, d_out] is the downstream gradient used by `gsae`.
         """
-        target = x if target is None else target
-        self._check_width(x, self.cfg.d_in, "input")
-        self._check_width(target, self.cfg.out_dim, "target")
-        x_n = x.reshape(-1, self.cfg.d_in).to(self.W_enc.dtype) * self.scale_in  # [batch, d_in]
-        t_n = target.reshape(-1, self.cfg.out_dim).to(self.W_dec.dtype) * self.scale_out  # [batch, d_out]
-        g = None if grad is None else grad.reshape(-1, self.cfg.out_dim).to(self.W_dec.dtype)
+        x_n, t_n, g = self._normalized_batch(x, target, grad)
         acts, pre = self._encode_normalized(x_n, g)  # [batch, d_sae] each
         recon = acts @ self.W_dec + self.b_dec  # [batch, d_out]
         mse = self._reconstruction(acts, recon, t_n)
@@ -171,6 +168,18 @@ class SparseAutoencoder(nn.Module):
         aux_w = aux_coef if self.aux_weight is None else self.aux_weight
         total = mse + sparsity_coef * sparsity + aux_w * aux
         return SAELoss(total=total, mse=mse, sparsity=sparsity, aux=aux, acts=acts.detach())
+
+    def _normalized_batch(
+        self, x: Tensor, target: Tensor | None, grad: Tensor | None
+    ) -> tuple[Float[Tensor, "batch d_in"], Float[Tensor, "batch d_out"], Tensor | None]:
+        """Checked, flattened, normalised (input, target, downstream gradient) of a training batch."""
+        target = x if target is None else target
+        self._check_width(x, self.cfg.d_in, "input")
+        self._check_width(target, self.cfg.out_dim, "target")
+        x_n = x.reshape(-1, self.cfg.d_in).to(self.W_enc.dtype) * self.scale_in  # [batch, d_in]
+        t_n = target.reshape(-1, self.cfg.out_dim).to(self.W_dec.dtype) * self.scale_out  # [batch, d_out]
+        g = None if grad is None else grad.reshape(-1, self.cfg.out_dim).to(self.W_dec.dtype)
+        return x_n, t_n, g
 
     def feature_directions(self) -> Float[Tensor, "d_sae d_out"]:
         """Decoder rows in model units: what adding one unit of each latent adds to the output hook."""

@@ -14,33 +14,31 @@ batch element, or let the store record it (`ActivationStore(..., with_grads=True
 `"<hook>:grad"`), for the trainer.
 
 Without a gradient (inference, or training data with no gradient signal) the score is a itself and
-g-SAE is exactly a TopK SAE; it is exported to SAELens as `topk`.
+g-SAE is exactly a TopK SAE; it is exported to SAELens as `topk`. It trains on TopK's sparse path
+with its own selection (`_select`).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import Tensor
 
-from saes.architectures import ops
-from saes.architectures.base import SparseAutoencoder
+from saes.architectures.topk import TopKSAE
 
 
-class GradientSAE(SparseAutoencoder):
+class GradientSAE(TopKSAE):
     """Gradient-aware TopK SAE (`arch="gsae"`, needs `k`; `gsae_beta` weighs the gradient term)."""
 
     arch = "gsae"
     saelens_architecture = "topk"
 
-    def _activate(self, pre: Tensor, grad: Tensor | None) -> Tensor:
-        acts = pre.relu()  # [batch, d_sae]
+    def _select(self, pre: Tensor, grad: Tensor | None) -> Tensor:
         if grad is None:
-            return ops.topk_per_row(pre, pre, self.cfg.k).relu()
+            return super()._select(pre, grad)
         effect = (grad.to(self.W_dec.dtype) @ self.W_dec.detach().T).abs()  # [batch, d_sae]
         effect = effect / effect.mean(-1, keepdim=True).clamp_min(1e-12)
-        score = acts.detach() * (1 + self.cfg.gsae_beta * effect)
-        return ops.topk_per_row(score, acts, self.cfg.k)
+        score = pre.detach().relu() * (1 + self.cfg.gsae_beta * effect)
+        return score.topk(self.cfg.k, dim=-1, sorted=False).indices  # [batch, k]
 
-    def _saelens_extra_config(self) -> dict[str, Any]:
-        return {"k": self.cfg.k, "rescale_acts_by_decoder_norm": False}
+    def _activate(self, pre: Tensor, grad: Tensor | None) -> Tensor:
+        idx = self._select(pre, grad)  # [batch, k]
+        return pre.new_zeros(pre.shape).scatter(-1, idx, pre.relu().gather(-1, idx))  # [batch, d_sae]

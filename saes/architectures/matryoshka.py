@@ -7,7 +7,8 @@ With prefix lengths m_1 < m_2 < ... < m_n = d_sae,
     loss = mean_j ||x - (acts[:, :m_j] W_dec[:m_j] + b_dec)||^2  + AuxK
 
 so the first latents are pushed to carry the most general features and later ones refine them.
-Inference is a plain TopK SAE, which is how it is exported to SAELens (`topk`).
+Inference is a plain TopK SAE, which is how it is exported to SAELens (`topk`). Training takes
+TopK's sparse path, each prefix decoding the chosen latents with the ones past it weighted 0.
 """
 
 from __future__ import annotations
@@ -17,18 +18,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from saes.architectures import ops
-from saes.architectures.base import SparseAutoencoder
+from saes import sparse
+from saes.architectures.topk import TopKSAE
 
 
-class MatryoshkaSAE(SparseAutoencoder):
+class MatryoshkaSAE(TopKSAE):
     """Matryoshka TopK SAE (`arch="matryoshka"`, needs `k`; prefixes from `cfg.prefixes`)."""
 
     arch = "matryoshka"
     saelens_architecture = "topk"
-
-    def _activate(self, pre: Tensor, grad: Tensor | None) -> Tensor:
-        return ops.topk_per_row(pre, pre, self.cfg.k).relu()  # [batch, d_sae]
 
     def _prefix_outputs(self, acts: Tensor) -> list[Tensor]:
         """Normalised reconstructions [batch, d_out] from each prefix of the latents."""
@@ -37,6 +35,16 @@ class MatryoshkaSAE(SparseAutoencoder):
     def _reconstruction(self, acts: Tensor, recon: Tensor, target: Tensor) -> Tensor:
         errors = [(out - target).pow(2).sum(-1).mean() for out in self._prefix_outputs(acts)]
         return torch.stack(errors).mean()
+
+    def _sparse_reconstruction(
+        self, vals: Tensor, bags: sparse.LatentBags, target: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Mean prefix error from the k (index, value) pairs: latents past a prefix get weight 0."""
+        outs = [
+            sparse.topk_decode(vals * (bags.idx < m), bags, self.W_dec, self.b_dec) for m in self.cfg.prefixes
+        ]
+        errors = [(out - target).pow(2).sum(-1).mean() for out in outs]  # outs: [batch, d_out] each
+        return torch.stack(errors).mean(), outs[-1]
 
     def prefix_reconstructions(self, x: Tensor) -> list[Tensor]:
         """Reconstructions of `x` (model units) from each nested prefix; the last is `forward(x)`."""
