@@ -1,0 +1,189 @@
+"""Zoo models with known circuits, trained with SIIT: the recipes, and the code that trains and ships them.
+
+Each `GroundTruthRecipe` names a task, the architecture (an `interp.zoo` `Recipe`: a tiny GPT-2 on
+the task tokenizer), which node implements which high-level variable, and the circuit's edges.
+`train_ground_truth(name)` trains it from scratch with SIIT (`circuits.abstraction.iit`), evaluates
+it, and writes a zoo folder: weights (safetensors), config, tokenizer, `card.json` and the circuit
+file named by the card's `circuit` key (schema: `circuits.abstraction.circuit`).
+
+    >>> card = train_ground_truth("greater-than-siit")     # writes interp/zoo/models/greater-than-siit/
+    >>> card["accuracy"], card["iia"], card["ablated_accuracy"]
+
+Reproduce the shipped folders with `python -m circuits.abstraction.ground_truth NAME [NAME ...]`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from circuits.abstraction.circuit import circuit_dict, node_location, split_node
+from circuits.abstraction.highlevel.registry import high_level
+from circuits.abstraction.iit import IITConfig, evaluate_circuit, train_iit
+from interp.errors import InterpError
+from interp.hooked import HookedModel
+from interp.io import atomic_dir, atomic_write_json
+from interp.tasks import save_tokenizer
+from interp.tasks import tokenizer as task_tokenizer
+from interp.tasks.vocab import VOCAB
+from interp.zoo.evaluate import evaluate
+from interp.zoo.recipes import EVAL_SEED, Recipe
+from interp.zoo.store import CARD_FILE, MODELS_DIR
+from interp.zoo.train import build_model, cpu_threads
+
+logger = logging.getLogger(__name__)
+CIRCUIT_FILE = "circuit.json"
+
+
+@dataclass(frozen=True)
+class GroundTruthRecipe:
+    """A zoo model with a known circuit: architecture, variable -> node alignment, circuit edges."""
+
+    architecture: Recipe
+    """Name, task, description and shape (the `steps`/`lr` fields are ignored: `iit` rules training)."""
+    alignment: tuple[tuple[str, str], ...]
+    """(high-level variable, node) pairs, e.g. ("year", "L0.H1") aligned at `iit.position`, or
+    ("left", "MLP0@X") at a named position of its own."""
+    edges: tuple[tuple[str, str], ...]
+    """Circuit edges [sender, receiver] (nodes: embed, L{l}.H{h}, MLP{l}, logits)."""
+    known_mechanisms: tuple[str, ...]
+    """Sentences for the model card."""
+    iit: IITConfig = field(default_factory=IITConfig)
+    seed: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.architecture.name
+
+    def circuit(self) -> dict:
+        """The circuit in the file schema (see `circuits.abstraction.circuit`)."""
+        return circuit_dict(list(self.edges), dict(self.alignment), self.iit.position)
+
+
+RECIPES: dict[str, GroundTruthRecipe] = {
+    r.name: r
+    for r in (
+        GroundTruthRecipe(
+            architecture=Recipe(
+                name="hier-eq-siit",
+                task="hierarchical_equality",
+                description="2-layer GPT-2 trained with SIIT: L0.H3 brings W to X and Y to Z, MLP0 computes "
+                "left at X and right at Z, L1.H0 gathers them at the end and MLP1 combines them; every "
+                "other head is irrelevant (ground truth).",
+                n_layer=2, d_model=64, n_head=4, d_mlp=256, n_ctx=16,
+            ),
+            alignment=(("left", "MLP0@X"), ("right", "MLP0@Z"), ("output", "MLP1")),
+            edges=(
+                ("embed", "L0.H3"), ("embed", "MLP0"), ("L0.H3", "MLP0"), ("MLP0", "L1.H0"),
+                ("L1.H0", "MLP1"), ("MLP1", "logits"),
+            ),
+            known_mechanisms=(
+                "L0.H3 attends from X to W and from Z to Y (previous token).",
+                "MLP0 computes left = (W == X) at position X and right = (Y == Z) at position Z.",
+                "L1.H0 at END attends to X and Z and carries left and right to the end.",
+                "MLP1 at END computes output = (left == right) and writes the true/false logits.",
+                "Auxiliary targets in training: left is also predicted at X and right at Z.",
+                "L0.H0-H2 and L1.H1-H3 were resample-ablated during training (SIIT).",
+            ),
+            iit=IITConfig(steps=800, lr=5e-3, supervise=("left", "right")),
+        ),
+        GroundTruthRecipe(
+            architecture=Recipe(
+                name="greater-than-siit",
+                task="greater_than",
+                description="2-layer GPT-2 trained with SIIT so that L0.H1 moves the start year to the end and "
+                "MLP0 turns it into the later years; layer 1 and the other heads are irrelevant (ground truth).",
+                n_layer=2, d_model=64, n_head=4, d_mlp=256, n_ctx=16,
+            ),
+            alignment=(("year", "L0.H1"), ("threshold", "MLP0")),
+            edges=(("embed", "L0.H1"), ("L0.H1", "MLP0"), ("MLP0", "logits")),
+            known_mechanisms=(
+                "L0.H1 at END attends to the start year YEAR and copies its two digits (variable year).",
+                "MLP0 at END maps the year to a distribution over the later two-digit years (variable threshold).",
+                "L0.H0, L0.H2, L0.H3, all layer-1 heads and MLP1 were resample-ablated during training (SIIT).",
+            ),
+            iit=IITConfig(steps=800),
+        ),
+    )
+}  # fmt: skip
+
+
+def recipe(name: str) -> GroundTruthRecipe:
+    if name not in RECIPES:
+        raise InterpError(f"no ground-truth recipe {name!r}; recipes: {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+def train(r: GroundTruthRecipe, seed: int | None = None, progress: bool = True) -> tuple[HookedModel, dict]:
+    """Initialise and SIIT-train the model of `r`; returns (model, training stats)."""
+    seed = r.seed if seed is None else seed
+    torch.manual_seed(seed)
+    model = HookedModel(build_model(r.architecture, len(VOCAB)), task_tokenizer())
+    tm = high_level(r.architecture.task)
+    nodes = [n for n in r.circuit()["nodes"] if n not in ("embed", "logits")]
+    stats = train_iit(model, tm, dict(r.alignment), r.iit, circuit_nodes=nodes, seed=seed, progress=progress)
+    return model, stats
+
+
+def card(r: GroundTruthRecipe, model: HookedModel, stats: dict, seed: int) -> dict:
+    """The model card: zoo keys plus the circuit's measured faithfulness."""
+    task = r.architecture.task
+    tm = high_level(task)
+    nodes = [n for n in r.circuit()["nodes"] if n not in ("embed", "logits")]
+    faithfulness = evaluate_circuit(model, tm, dict(r.alignment), nodes, n=1000, seed=12345)
+    metrics = evaluate(model.hf_model, model.tokenizer, task, n=r.architecture.eval_n)
+    arch = dataclasses.asdict(r.architecture)
+    return {
+        "name": r.name,
+        "architecture": type(model.hf_model).__name__,
+        "n_params": sum(p.numel() for p in model.hf_model.parameters()),
+        "tasks": [task],
+        "accuracy": {task: metrics["accuracy"]},
+        "metrics": {task: metrics},
+        "eval": {"n": r.architecture.eval_n, "seed": EVAL_SEED},
+        "recipe": {
+            "trainer": "circuits.abstraction.ground_truth",
+            "architecture": {k: arch[k] for k in ("n_layer", "d_model", "n_head", "d_mlp", "n_ctx")},
+            "siit": dataclasses.asdict(r.iit),
+            "command": f"python -m circuits.abstraction.ground_truth {r.name}",
+        },
+        "seed": seed,
+        "description": r.architecture.description,
+        "known_mechanisms": list(r.known_mechanisms),
+        "circuit": CIRCUIT_FILE,
+        "alignment": {v: str(node_location(*split_node(n, r.iit.position))) for v, n in r.alignment},
+        "iia": faithfulness["iia"],
+        "ablated_accuracy": faithfulness["ablated_accuracy"],
+        "accuracy_drop_when_non_circuit_ablated": faithfulness["accuracy_drop"],
+        "train_seconds": round(stats["train_seconds"], 1),
+    }
+
+
+def train_ground_truth(
+    name: str, out_dir: str | Path | None = None, seed: int | None = None, progress: bool = True
+) -> dict:
+    """Train zoo model `name` and write its folder (default `interp/zoo/models/NAME`); returns the card."""
+    r = recipe(name)
+    seed = r.seed if seed is None else seed
+    with cpu_threads(2):
+        model, stats = train(r, seed, progress)
+    info = card(r, model, stats, seed)
+    out = Path(out_dir) if out_dir is not None else MODELS_DIR / name
+    with atomic_dir(out, force=True) as tmp:
+        model.hf_model.save_pretrained(tmp, safe_serialization=True)
+        save_tokenizer(tmp)
+        atomic_write_json(tmp / CIRCUIT_FILE, r.circuit())
+        atomic_write_json(tmp / CARD_FILE, info)
+    logger.info("wrote %s: accuracy %s, iia %s", out, info["accuracy"], info["iia"])
+    return info
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    for arg in sys.argv[1:] or list(RECIPES):
+        train_ground_truth(arg)
