@@ -49,7 +49,9 @@ def _tiny_gpt2(cfg: BenchConfig, attn: str) -> torch.nn.Module:
     return GPT2LMHeadModel(config).eval()
 
 
-def _transformer_lens(hf_model: torch.nn.Module) -> torch.nn.Module | None:
+def transformer_lens_gpt2(hf_model: torch.nn.Module) -> torch.nn.Module | None:
+    """TransformerLens's HookedTransformer with the same weights as a GPT-2 `hf_model`, converted offline
+    (no hub), or None when transformer-lens is not installed. Used by the benchmark and the cross-checks."""
     try:
         from transformer_lens import HookedTransformer, HookedTransformerConfig
         from transformer_lens.pretrained.weight_conversions.gpt2 import convert_gpt2_weights
@@ -67,6 +69,7 @@ def _transformer_lens(hf_model: torch.nn.Module) -> torch.nn.Module | None:
         act_fn="gelu_new",
         normalization_type="LN",
         default_prepend_bos=False,
+        eps=c.layer_norm_epsilon,
     )
     model = HookedTransformer(cfg)
     model.load_state_dict(convert_gpt2_weights(hf_model, cfg), strict=False)
@@ -119,7 +122,7 @@ def run(cfg: BenchConfig = BenchConfig(), progress: Callable[[str], None] | None
     for attn in ("sdpa", "eager"):
         hf = _tiny_gpt2(cfg, attn)
         model = HookedModel(hf)
-        tl = _transformer_lens(hf) if attn == "eager" else None
+        tl = transformer_lens_gpt2(hf) if attn == "eager" else None
         for batch, pos in SHAPES:
             ids = torch.randint(0, cfg.vocab, (batch, pos), generator=torch.Generator().manual_seed(cfg.seed))
             inner = 3 if batch * pos > 1000 else 30

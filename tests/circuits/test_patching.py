@@ -10,6 +10,7 @@ import interp
 from circuits import patching
 from circuits.patching.activation import patched_metric
 from circuits.patching.sites import grid, site_interventions
+from interp.bench import transformer_lens_gpt2
 from interp.errors import InterpError
 from tests.tiny_models import VOCAB, make
 
@@ -163,26 +164,7 @@ def test_bad_input_is_refused(model, pair):
 
 # -- TransformerLens -----------------------------------------------------------------------------
 def tl_model(hf_model):
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-    from transformer_lens.pretrained.weight_conversions.gpt2 import convert_gpt2_weights
-
-    c = hf_model.config
-    cfg = HookedTransformerConfig(
-        n_layers=c.n_layer,
-        d_model=c.n_embd,
-        n_heads=c.n_head,
-        d_head=c.n_embd // c.n_head,
-        d_mlp=4 * c.n_embd,
-        n_ctx=c.n_positions,
-        d_vocab=c.vocab_size,
-        act_fn="gelu_new",
-        normalization_type="LN",
-        default_prepend_bos=False,
-        eps=c.layer_norm_epsilon,
-    )
-    tl = HookedTransformer(cfg)
-    tl.load_state_dict(convert_gpt2_weights(hf_model, cfg), strict=False)
-    return tl.eval()
+    return transformer_lens_gpt2(hf_model)
 
 
 @pytest.mark.parametrize(

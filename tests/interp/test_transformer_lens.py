@@ -6,38 +6,16 @@ import pytest
 import torch
 
 import interp
+from interp.bench import transformer_lens_gpt2
 from tests.tiny_models import VOCAB, make
 
 transformer_lens = pytest.importorskip("transformer_lens")
 
 
-def tl_model(hf_model) -> object:
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-    from transformer_lens.pretrained.weight_conversions.gpt2 import convert_gpt2_weights
-
-    c = hf_model.config
-    cfg = HookedTransformerConfig(
-        n_layers=c.n_layer,
-        d_model=c.n_embd,
-        n_heads=c.n_head,
-        d_head=c.n_embd // c.n_head,
-        d_mlp=4 * c.n_embd,
-        n_ctx=c.n_positions,
-        d_vocab=c.vocab_size,
-        act_fn="gelu_new",
-        normalization_type="LN",
-        default_prepend_bos=False,
-        eps=c.layer_norm_epsilon,
-    )
-    model = HookedTransformer(cfg)
-    model.load_state_dict(convert_gpt2_weights(hf_model, cfg), strict=False)
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def pair():
     hf = make("gpt2")
-    return interp.HookedModel(hf), tl_model(hf)
+    return interp.HookedModel(hf), transformer_lens_gpt2(hf)
 
 
 NAMES = [
