@@ -100,18 +100,7 @@ def patching_sweep(
     """
     check_mode(mode)
     clean_ids, corrupted_ids = pair(model, clean, corrupted)
-    batch, n_pos = clean_ids.shape
-    pers = (
-        dict(hooks)
-        if isinstance(hooks, Mapping)
-        else {h: DEFAULT_PER.get(hook_kind(h).short, "position") for h in hooks}
-    )
-    labels = position_labels if position_labels is not None else token_labels(model, clean_ids)
-    grids = {
-        name: grid(model, name, per, n_pos, batch, layers=layers, positions=positions, position_labels=labels)
-        for name, per in pers.items()
-    }
-    names = sorted({g.kind.hook(site.layer) for g in grids.values() for site in g.sites})
+    grids, names = sweep_grids(model, clean_ids, hooks, layers, positions, position_labels)
     source = "clean" if mode == "denoise" else "corrupted"
     base = baselines(model, clean_ids, corrupted_ids, metric, names, source=source)
     target = corrupted_ids if mode == "denoise" else clean_ids
@@ -161,3 +150,30 @@ def patched_metric(
     """The metric of one run of `target` under `interventions` (the slow, one-at-a-time reference)."""
     with torch.no_grad():
         return float(metric(model.run_with_interventions(target, list(interventions))))
+
+
+def sweep_grids(
+    model: HookedModel,
+    clean_ids: Tensor,  # [batch, pos]
+    hooks: Sequence[str] | Mapping[str, str],
+    layers: Sequence[int] | None,
+    positions: Positions,
+    position_labels: Sequence[str] | None,
+) -> tuple[dict[str, Grid], list[str]]:
+    """The site grid of each swept hook kind, and the concrete hook names the grids touch.
+
+    Shared by `patching_sweep` and `attribution_sweep`, so both lay their results out identically.
+    """
+    batch, n_pos = clean_ids.shape
+    pers = (
+        dict(hooks)
+        if isinstance(hooks, Mapping)
+        else {h: DEFAULT_PER.get(hook_kind(h).short, "position") for h in hooks}
+    )
+    labels = position_labels if position_labels is not None else token_labels(model, clean_ids)
+    grids = {
+        name: grid(model, name, per, n_pos, batch, layers=layers, positions=positions, position_labels=labels)
+        for name, per in pers.items()
+    }
+    names = sorted({g.kind.hook(site.layer) for g in grids.values() for site in g.sites})
+    return grids, names

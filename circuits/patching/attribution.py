@@ -25,10 +25,10 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from circuits.patching.activation import DEFAULT_PER, NORMALISED
+from circuits.patching.activation import NORMALISED, sweep_grids
 from circuits.patching.metrics import Metric, normalise, scalar
-from circuits.patching.runner import check_mode, pair, token_labels
-from circuits.patching.sites import Positions, grid, hook_kind, site_interventions
+from circuits.patching.runner import check_mode, pair
+from circuits.patching.sites import Positions, site_interventions
 from circuits.results import LabelledArray
 from interp.hooked import HookedModel, Inputs
 
@@ -84,18 +84,7 @@ def attribution_sweep(
     """
     check_mode(mode)
     clean_ids, corrupted_ids = pair(model, clean, corrupted)
-    batch, n_pos = clean_ids.shape
-    pers = (
-        dict(hooks)
-        if isinstance(hooks, Mapping)
-        else {h: DEFAULT_PER.get(hook_kind(h).short, "position") for h in hooks}
-    )
-    labels = position_labels if position_labels is not None else token_labels(model, clean_ids)
-    grids = {
-        name: grid(model, name, per, n_pos, batch, layers=layers, positions=positions, position_labels=labels)
-        for name, per in pers.items()
-    }
-    names = sorted({g.kind.hook(site.layer) for g in grids.values() for site in g.sites})
+    grids, names = sweep_grids(model, clean_ids, hooks, layers, positions, position_labels)
     source, target = (clean_ids, corrupted_ids) if mode == "denoise" else (corrupted_ids, clean_ids)
     m_source, m_target, products = attribution_products(model, source, target, metric, names)
     m_clean, m_corrupted = (m_source, m_target) if mode == "denoise" else (m_target, m_source)
