@@ -72,25 +72,26 @@ RECIPES: dict[str, GroundTruthRecipe] = {
             architecture=Recipe(
                 name="hier-eq-siit",
                 task="hierarchical_equality",
-                description="2-layer GPT-2 trained with SIIT: L0.H3 brings W to X and Y to Z, MLP0 computes "
-                "left at X and right at Z, L1.H0 gathers them at the end and MLP1 combines them; every "
-                "other head is irrelevant (ground truth).",
+                description="2-layer GPT-2 trained with SIIT: layer-0 heads bring W to X and Y to Z, MLP0 "
+                "computes left at X and right at Z, L1.H0 alone gathers them at the end and MLP1 combines "
+                "them; the other layer-1 heads are irrelevant (ground truth).",
                 n_layer=2, d_model=64, n_head=4, d_mlp=256, n_ctx=16,
             ),
             alignment=(("left", "MLP0@X"), ("right", "MLP0@Z"), ("output", "MLP1")),
             edges=(
-                ("embed", "L0.H3"), ("embed", "MLP0"), ("L0.H3", "MLP0"), ("MLP0", "L1.H0"),
-                ("L1.H0", "MLP1"), ("MLP1", "logits"),
+                ("embed", "L0.H0"), ("embed", "L0.H1"), ("embed", "L0.H2"), ("embed", "L0.H3"), ("embed", "MLP0"),
+                ("L0.H0", "MLP0"), ("L0.H1", "MLP0"), ("L0.H2", "MLP0"), ("L0.H3", "MLP0"),
+                ("MLP0", "L1.H0"), ("L1.H0", "MLP1"), ("MLP1", "logits"),
             ),
             known_mechanisms=(
-                "L0.H3 attends from X to W and from Z to Y (previous token).",
+                "Layer-0 heads move W to position X and Y to position Z (all four are in the circuit).",
                 "MLP0 computes left = (W == X) at position X and right = (Y == Z) at position Z.",
                 "L1.H0 at END attends to X and Z and carries left and right to the end.",
                 "MLP1 at END computes output = (left == right) and writes the true/false logits.",
                 "Auxiliary targets in training: left is also predicted at X and right at Z.",
-                "L0.H0-H2 and L1.H1-H3 were resample-ablated during training (SIIT).",
+                "L1.H1, L1.H2 and L1.H3 were resample-ablated during training (SIIT) and do not matter.",
             ),
-            iit=IITConfig(steps=800, lr=5e-3, supervise=("left", "right")),
+            iit=IITConfig(steps=3000, lr=5e-3, strict_weight=2.0, supervise=("left", "right")),
         ),
         GroundTruthRecipe(
             architecture=Recipe(

@@ -70,10 +70,12 @@ def locations_for(model: HookedModel, tm: TaskModel, opts: AlignOptions) -> list
         locs = [Location.parse(label) for label in opts.locations]
     else:
         positions = list(opts.positions) if opts.positions else list(probe.base_positions)
+        heads: list[int | None] = list(range(model.cfg.n_heads)) if opts.heads else [None]
         locs = [
-            Location(f"blocks.{layer}.{opts.hook}", p)
+            Location(f"blocks.{layer}.{opts.hook}", p, h)
             for layer in range(model.cfg.n_layers)
             for p in positions
+            for h in heads
         ]
     for loc in locs:
         check(model, loc, probe.base_positions)

@@ -85,6 +85,7 @@ def test_align_writes_result_and_figures(model_dir, tmp_path, capsys):
             "larger than the activation width",
         ),
         (["--positions", "W,NOPE"], "unknown position"),
+        (["--hook", "attn.hook_z", "--positions", "END"], "needs a head"),
     ],
 )
 def test_bad_input_is_one_line(model_dir, tmp_path, capsys, extra, message):

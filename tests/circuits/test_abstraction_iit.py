@@ -71,7 +71,9 @@ def test_variables_at_their_own_positions_with_auxiliary_supervision(tiny):
     tm = high_level("hierarchical_equality")
     alignment = {"left": "MLP0@X", "right": "MLP0@Z", "output": "MLP1"}
     cfg = IITConfig(steps=3, batch_size=8, pool=32, ramp=0.0, supervise=("left", "right"))
-    stats = train_iit(tiny, tm, alignment, cfg, circuit_nodes=["L0.H3", "MLP0", "L1.H0", "MLP1"], progress=False)
+    stats = train_iit(
+        tiny, tm, alignment, cfg, circuit_nodes=["L0.H3", "MLP0", "L1.H0", "MLP1"], progress=False
+    )
     assert np.isfinite(stats["loss_behavior"]) and np.isfinite(stats["loss_siit"])
     with pytest.raises(InterpError, match="no aligned node"):
         train_iit(tiny, tm, {"output": "MLP1"}, IITConfig(steps=1, batch_size=4, pool=8, supervise=("left",)))
