@@ -21,8 +21,9 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from circuits.patching.metrics import Metric, normalise
-from circuits.patching.runner import baselines, check_mode, pair, run_sets, token_labels
+from circuits.patching import prefix
+from circuits.patching.metrics import Metric, normalise, reducer
+from circuits.patching.runner import baselines, check_mode, pair, run_sets, sweep_budget, token_labels
 from circuits.patching.sites import Grid, Positions, grid, hook_kind, site_interventions
 from circuits.results import LabelledArray
 from interp.hooked import HookedModel, Inputs
@@ -46,6 +47,7 @@ def activation_patching(
     position_labels: Sequence[str] | None = None,
     normalise_metric: bool = True,
     memory_budget: int | None = None,
+    prefix_reuse: bool = True,
 ) -> LabelledArray:
     """Patch `hook` site by site and measure `metric`: values [layer, position] (or [layer, head], ...).
 
@@ -72,6 +74,7 @@ def activation_patching(
         position_labels=position_labels,
         normalise_metric=normalise_metric,
         memory_budget=memory_budget,
+        prefix_reuse=prefix_reuse,
     )
     return next(iter(sweep.values()))
 
@@ -89,10 +92,14 @@ def patching_sweep(
     position_labels: Sequence[str] | None = None,
     normalise_metric: bool = True,
     memory_budget: int | None = None,
+    prefix_reuse: bool = True,
 ) -> dict[str, LabelledArray]:
     """Several hook kinds in one batched run: {kind: result}.
 
     `hooks` lists kinds (per-head kinds are swept per head, others per position) or maps kind -> per.
+    `prefix_reuse`: on causal decoders, per-position sweeps of residual, attention-out and MLP hooks
+    recompute only the layers and positions a patch can change (`circuits.patching.prefix`); False
+    runs every patched copy in full (the reference path).
 
     Example:
         >>> results = patching_sweep(model, batch.clean, batch.corrupted, batch.logit_diff)
@@ -101,20 +108,34 @@ def patching_sweep(
     check_mode(mode)
     clean_ids, corrupted_ids = pair(model, clean, corrupted)
     grids, names = sweep_grids(model, clean_ids, hooks, layers, positions, position_labels)
-    source = "clean" if mode == "denoise" else "corrupted"
-    base = baselines(model, clean_ids, corrupted_ids, metric, names, source=source)
-    target = corrupted_ids if mode == "denoise" else clean_ids
-    sets: list[list[Intervention]] = []
-    for g in grids.values():
-        sets += [site_interventions(g, site, base.cache[g.kind.hook(site.layer)]) for site in g.sites]
-    values, passes = run_sets(model, target, sets, metric, memory_budget)
+    source_ids, target_ids = (clean_ids, corrupted_ids) if mode == "denoise" else (corrupted_ids, clean_ids)
+    if prefix_reuse and prefix.supported(model, list(grids.values())):
+        # Each patched run recomputes only the layers and positions its patch can change.
+        budget = memory_budget or sweep_budget(model, clean_ids.shape[1])
+        reused = prefix.sweep(model, target_ids, source_ids, list(grids.values()), reducer(metric), budget)
+        values, passes = reused.values, reused.passes
+        m_source, m_target = reused.metric_source, reused.metric_target
+        m_clean, m_corrupted = (m_source, m_target) if mode == "denoise" else (m_target, m_source)
+    else:
+        base = baselines(
+            model,
+            clean_ids,
+            corrupted_ids,
+            metric,
+            names,
+            source="clean" if mode == "denoise" else "corrupted",
+        )
+        sets: list[list[Intervention]] = []
+        for g in grids.values():
+            sets += [site_interventions(g, site, base.cache[g.kind.hook(site.layer)]) for site in g.sites]
+        values, passes = run_sets(model, target_ids, sets, metric, memory_budget)
+        m_clean, m_corrupted = base.clean, base.corrupted
     results, start = {}, 0
+    n_sites = sum(len(g.sites) for g in grids.values())
     for name, g in grids.items():
         chunk = values[start : start + len(g.sites)].reshape(g.shape)
         start += len(g.sites)
-        results[name] = _result(
-            g, chunk, base.clean, base.corrupted, mode, normalise_metric, passes, len(sets)
-        )
+        results[name] = _result(g, chunk, m_clean, m_corrupted, mode, normalise_metric, passes, n_sites)
     return results
 
 
