@@ -88,21 +88,10 @@ def context_length_probing(model: HookedModel, inputs: Inputs, *, chunk: int = 6
     target_labels = ticks[1:]
     contexts = tuple(str(c) for c in range(n - 1))
     meta = {"method": "context_length_probing", "forward_passes": -(-rows.shape[0] // chunk), "batch": batch}
+    by_context = {"target": target_labels, "context": contexts}
     return ContextProbing(
-        logprob=LabelledArray(
-            logprob,
-            ("target", "context"),
-            {"target": target_labels, "context": contexts},
-            "log p(next token)",
-            meta,
-        ),
-        kl=LabelledArray(
-            kl,
-            ("target", "context"),
-            {"target": target_labels, "context": contexts},
-            "KL(full context || cut context)",
-            meta,
-        ),
+        logprob=LabelledArray(logprob, ("target", "context"), by_context, "log p(next token)", meta),
+        kl=LabelledArray(kl, ("target", "context"), by_context, "KL(full context || cut context)", meta),
         importance=LabelledArray(
             importance,
             ("target", "source"),
