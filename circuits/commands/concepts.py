@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
         methods: str = typer.Option(
             None,
             "--methods",
-            help="Comma-separated methods (default: all): inlp, leace, causalm, cpm, steering, matched.",
+            help="Comma-separated methods (default: all): inlp, leace, causalm, cpm, steering, das, sae, matched.",
         ),
         out: Path = typer.Option(..., "--out", help="Folder to write result.json and concepts.png to."),
         concept_names: str = typer.Option(

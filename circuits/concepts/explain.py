@@ -149,6 +149,8 @@ def quick_configs() -> dict[str, object]:
     return {
         "causalm": registry.get("causalm").config(steps=40),
         "cpm": registry.get("cpm").config(steps=60, n_sources=2),
+        "das": registry.get("das").config(steps=60),
+        "sae": registry.get("sae").config(steps=100),
     }
 
 

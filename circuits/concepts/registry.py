@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from circuits.concepts.methods import causalm, cpm, inlp, leace, matched, steering
+from circuits.concepts.methods import causalm, cpm, das, inlp, leace, matched, sae, steering
 from circuits.concepts.methods.spec import Method
 from interp.errors import InterpError, closest
 
 METHODS: dict[str, Method] = {
     m.name: m
-    for m in (inlp.METHOD, leace.METHOD, causalm.METHOD, cpm.METHOD, steering.METHOD, matched.METHOD)
+    for m in (
+        inlp.METHOD,
+        leace.METHOD,
+        causalm.METHOD,
+        cpm.METHOD,
+        steering.METHOD,
+        das.METHOD,
+        sae.METHOD,
+        matched.METHOD,
+    )
 }
 BASELINE = "matched"
 """The method every other one is compared against (approximate counterfactuals)."""
@@ -19,7 +28,7 @@ def names() -> list[str]:
 
     Example:
         >>> names()
-        ['inlp', 'leace', 'causalm', 'cpm', 'steering', 'matched']
+        ['inlp', 'leace', 'causalm', 'cpm', 'steering', 'das', 'sae', 'matched']
     """
     return list(METHODS)
 

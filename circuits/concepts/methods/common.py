@@ -133,6 +133,27 @@ def subspace_estimate(
     return to_target - to_source
 
 
+def shift_estimate(model: HookedModel, edits: Edits, hook: str, values: Tensor) -> Tensor:
+    """[edit, label]: N(x + values[target] - values[source]) - N(x), the site moved between two values.
+
+    `values` [value, d_model] are each value's representation at the site (e.g. class means projected
+    onto a concept subspace); unlike `subspace_estimate` the example keeps its own deviation from
+    its value's representation.
+    """
+    delta = values[edits.target] - values[edits.source]  # [edit, d_model]
+    pos = edits.tokens.shape[1] - 1
+
+    def edit(act: Tensor, rows: Tensor) -> Tensor:
+        new = act.clone()
+        new[:, pos] = act[:, pos] + delta[rows].to(act.device, act.dtype)
+        return new
+
+    label_ids = edits.sample.task.label_ids
+    return output_dist(model, edits.tokens, label_ids, edit=edit, hook=hook) - output_dist(
+        model, edits.tokens, label_ids
+    )
+
+
 def per_concept(edits: Edits) -> list[tuple[str, Tensor]]:
     """(concept name, [edit] bool mask) for each concept present in `edits`."""
     return [(name, edits.mask(name)) for name in edits.concepts()]
