@@ -61,6 +61,7 @@ def path_gradients(
     if not (isinstance(value, Tensor) and value.requires_grad):
         check_metric(value, value, needs_grad=True)  # raises: the metric ignores the logits
     total = clean.grads(graph, value)
+    clean_metric = value.detach()
     clean_sources = clean.sources.detach()
     if ablated is None:
         ablated = ablate(model, graph, data, ablation, clean=EdgeRun(clean.logits.detach(), clean_sources))
@@ -74,10 +75,9 @@ def path_gradients(
         start_embed = alt[0].expand_as(clean_sources[0])  # [batch, pos, d_model]
         embed = torch.lerp(start_embed[None], clean_sources[0][None], alphas[:, None, None, None])
         run = forward(model, graph, tokens.repeat(len(chunk), 1), probe=True, embed=embed.flatten(0, 1))
-        value = sum(data.metric(part) for part in run.logits.split(batch))  # each point's metric, summed
-        grads = run.grads(graph, value)  # [n_dests, points * batch, pos, d_model]
-        total = total + grads.unflatten(1, (len(chunk), batch)).sum(1)
-    c, a = check_metric(value.detach(), data.metric(ablated_logits(model, graph, data, ablated)))
+        summed = sum(data.metric(part) for part in run.logits.split(batch))  # each point's metric, summed
+        total = total + run.grads(graph, summed, groups=len(chunk))  # summed over the points
+    c, a = check_metric(clean_metric, data.metric(ablated_logits(model, graph, data, ablated)))
     return Gradients(total / steps, clean_sources, alt, c, a, time.perf_counter() - start)
 
 

@@ -11,12 +11,19 @@ patch weight of the edge (1 = edge removed), and `probe_d` an optional zero tens
 dMetric/dinput_d (what EAP needs). Nothing else in the model changes: the residual stream itself
 keeps its value, only the reads differ.
 
+A block whose heads are not patched is not rewired even when probed: the heads read the block
+input x through the attention norm and their slice of the qkv projection, so their input gradients
+come after the backward from the gradient at the fused q|k|v output g:
+dMetric/dinput_h = vjp of the norm at x applied to W_h g_h (`_Forward.head_grads`), which costs a
+little elementwise work instead of a per-head forward and backward through the norm and projection.
+
 How the reads are rewired on a GPT-2-family model (`WIRING`):
   1. `blocks.{l}.hook_resid_pre` records the block input (for l = 0 also the `embed` source, which
      `embed=` may replace, e.g. for integrated gradients along interpolated inputs);
   2. `attn.hook_q/k/v` are recomputed per head from per-head inputs [batch, pos, head, d_model]:
-     ln_1, then that head's slice of the qkv projection (only in blocks whose heads are patched or
-     probed, so an unpatched run is the model's own forward, bitwise);
+     ln_1, then that head's slice of the qkv projection (only in blocks whose heads are patched,
+     so an unpatched run is the model's own forward, bitwise; a probed unpatched block keeps the
+     fused q|k|v output `attn.c_attn` to differentiate at);
   3. `attn.hook_z` through each head's slice of the output projection gives the head outputs;
   4. a pre-hook on `ln_2` rewrites the MLP's input and one on `ln_f` the logits' input (the
      residual stream is untouched); `hook_mlp_out` is the MLP source.
@@ -53,6 +60,8 @@ class Wiring:
     """(block, n_heads, d_head) -> W [d_model, 3, head, d_head], b [3, head, d_head]."""
     w_out: Callable[[nn.Module, int, int], Tensor]
     """(block, n_heads, d_head) -> W_O [head, d_head, d_model] (the output projection's bias is not a head's)."""
+    qkv_out: str
+    """The module whose output is the fused q, k, v [batch, pos, 3 * head * d_head], laid out as `qkv`'s W."""
 
 
 def _gpt2_qkv(block: nn.Module, n_heads: int, d_head: int) -> tuple[Tensor, Tensor]:
@@ -65,7 +74,7 @@ def _gpt2_out(block: nn.Module, n_heads: int, d_head: int) -> Tensor:
 
 
 WIRING: dict[str, Wiring] = {
-    "gpt2": Wiring("h.{l}", "h.{l}.ln_1", "h.{l}.ln_2", "ln_f", _gpt2_qkv, _gpt2_out),
+    "gpt2": Wiring("h.{l}", "h.{l}.ln_1", "h.{l}.ln_2", "ln_f", _gpt2_qkv, _gpt2_out, "h.{l}.attn.c_attn"),
 }
 
 
@@ -87,20 +96,21 @@ class EdgeRun:
     logits: Tensor  # [batch, pos, vocab]
     sources: Tensor | None = None  # [n_sources, batch, pos, d_model] when recorded
     probes: list[Tensor] = field(default_factory=list)  # per destination group, when probing
+    to_dests: list[Callable[[Tensor], Tensor]] = field(default_factory=list)
+    """Per probe: its gradient -> dvalue/dinput of its destinations [n, batch, pos, d_model]."""
 
-    def grads(self, graph: ComputationalGraph, value: Tensor) -> Tensor:
+    def grads(self, graph: ComputationalGraph, value: Tensor, groups: int = 1) -> Tensor:
         """dvalue/dinput of every destination [n_dests, batch, pos, d_model], for a run made with
         `probe=True` (`value` is a scalar computed from `logits`, e.g. the metric). Uses
-        `torch.autograd.grad`, so the model's parameters collect no `.grad`."""
+        `torch.autograd.grad`, so the model's parameters collect no `.grad`. With `groups` > 1 the
+        batch is `groups` stacked copies and their gradients are summed: [n_dests, batch / groups, ...]."""
         if not self.probes:
             raise InterpError("grads() needs a run made with probe=True")
         grads = torch.autograd.grad(value, self.probes, allow_unused=True)
         parts = []
-        for probe, grad in zip(self.probes, grads, strict=True):
-            grad = torch.zeros_like(probe) if grad is None else grad
-            parts.append(
-                grad.movedim(2, 0) if grad.ndim == 4 else grad[None]
-            )  # heads: [b,p,g,d] -> [g,b,p,d]
+        for probe, grad, to_dests in zip(self.probes, grads, self.to_dests, strict=True):
+            part = to_dests(torch.zeros_like(probe) if grad is None else grad)  # [n, batch, pos, d_model]
+            parts.append(part.unflatten(1, (groups, -1)).sum(1) if groups > 1 else part)
         out = torch.cat(parts)
         if out.shape[0] != len(graph.dests):
             raise InterpError(f"expected {len(graph.dests)} destination gradients, got {out.shape[0]}")
@@ -108,12 +118,18 @@ class EdgeRun:
 
 
 @contextlib.contextmanager
-def _pre_hooks(hooks: list[tuple[nn.Module, Callable[[Tensor], Tensor]]]) -> Iterator[None]:
-    """Forward pre-hooks that replace a module's first input; removed on every exit path."""
+def _pre_hooks(
+    hooks: list[tuple[nn.Module, Callable[[Tensor], Tensor]]],
+    post: list[tuple[nn.Module, Callable[[nn.Module, tuple, Tensor], Tensor | None]]] = (),
+) -> Iterator[None]:
+    """Forward pre-hooks that replace a module's first input, and forward hooks `post` (a result
+    other than None replaces the output); removed on every exit path."""
     handles = []
     try:
         for module, fn in hooks:
             handles.append(module.register_forward_pre_hook(lambda m, args, fn=fn: (fn(args[0]), *args[1:])))
+        for module, fn in post:
+            handles.append(module.register_forward_hook(fn))
         yield
     finally:
         for handle in handles:
@@ -140,9 +156,11 @@ class _Forward:
         self.resid: dict[int, Tensor] = {}  # block -> its input [batch, pos, d_model]
         self.head_inputs: dict[int, tuple[Tensor, Tensor, Tensor]] = {}  # block -> normalised q/k/v inputs
         self.probes: list[Tensor] = []
+        self.to_dests: list[Callable[[Tensor], Tensor]] = []
         base, layers = model.base_model, range(cfg.n_layers)
         self.blocks = [base.get_submodule(self.wiring.block.format(l=i)) for i in layers]
         self.attn_norms = [base.get_submodule(self.wiring.attn_norm.format(l=i)) for i in layers]
+        self.qkv_outs = [base.get_submodule(self.wiring.qkv_out.format(l=i)) for i in layers]
 
     # -- the pieces ---------------------------------------------------------------------------------
     def sources(self, n: int) -> Tensor:
@@ -168,9 +186,25 @@ class _Forward:
         return torch.einsum("bts,sbpd->bptd", w.to(diff.dtype), diff)
 
     def _probe(self, like: Tensor) -> Tensor:
+        """A zero probe on destination inputs [batch, pos, n_dests, d_model]."""
         probe = torch.zeros_like(like, requires_grad=True)
         self.probes.append(probe)
+        self.to_dests.append(lambda grad: grad.movedim(2, 0))  # [b,p,n,d] -> [n,b,p,d]
         return probe
+
+    @torch.no_grad()  # a result, not part of any graph (torch.func.vjp still differentiates the norm)
+    def head_grads(self, layer: int, grad: Tensor) -> Tensor:
+        """Input gradients of an unpatched block's head destinations [n_dests, batch, pos, d_model]
+        from the gradient at its fused q|k|v output [batch, pos, 3 * head * d_head]."""
+        w, _ = self.wiring.qkv(self.blocks[layer], self.n_heads, self.d_head)  # [d_model, 3, head, d_head]
+        grad = grad.unflatten(-1, (3, self.n_heads, self.d_head))
+        w = w.to(grad.dtype)
+        if self.graph.separate_qkv:  # dests: q heads, k heads, v heads
+            normed = torch.einsum("bpthe,dthe->thbpd", grad, w).flatten(0, 1)
+        else:
+            normed = torch.einsum("bpthe,dthe->hbpd", grad, w)
+        _, vjp = torch.func.vjp(self.attn_norms[layer], self.resid[layer].detach())
+        return torch.vmap(vjp)(normed)[0]
 
     def _rewire(self, x: Tensor, dests: slice) -> Tensor:
         """x [batch, pos, d_model] as read by `dests`: [batch, pos, n_dests, d_model]."""
@@ -199,7 +233,7 @@ class _Forward:
         def hook(value: Tensor, name: str) -> Tensor | None:  # value [batch, pos, head, d_head]
             if layer not in self.head_inputs:
                 dests = self.graph.head_dests(layer)
-                if not self.probe and self._weights(dests) is None:
+                if self._weights(dests) is None:
                     return None  # nothing rewired in this block: the model's own q, k, v
                 x = self._rewire(self.resid[layer], dests)  # [batch, pos, (3) head, d_model]
                 normed = self.attn_norms[layer](x)
@@ -208,6 +242,22 @@ class _Forward:
             w, b = self.wiring.qkv(self.blocks[layer], self.n_heads, self.d_head)
             x_part = self.head_inputs[layer][part]  # [batch, pos, head, d_model]
             return torch.einsum("bphd,dhe->bphe", x_part, w[:, part]) + b[part]
+
+        return hook
+
+    def qkv_out(self, layer: int) -> Callable[[nn.Module, tuple, Tensor], Tensor | None]:
+        """Forward hook on the fused q|k|v module: a probed block that was not rewired is
+        differentiated at its output (runs after the `hook_q/k/v` callbacks, which rewire)."""
+
+        def hook(module: nn.Module, args: tuple, output: Tensor) -> Tensor | None:
+            if layer in self.head_inputs:
+                return None
+            replaced = None
+            if not output.requires_grad:  # frozen weights and an input without gradient (block 0)
+                output = replaced = output.detach().requires_grad_()
+            self.probes.append(output)
+            self.to_dests.append(lambda grad: self.head_grads(layer, grad))
+            return replaced
 
         return hook
 
@@ -273,7 +323,8 @@ def forward(
             (base.get_submodule(state.wiring.mlp_norm.format(l=layer)), state.reads(graph.mlp_dest(layer)))
         )
     pre.append((base.get_submodule(state.wiring.final_norm), state.reads(graph.logits_dest)))
-    with model.hooks(hooks), _pre_hooks(pre):
+    post = [(state.qkv_outs[layer], state.qkv_out(layer)) for layer in range(graph.n_layers)] if probe else []
+    with model.hooks(hooks), _pre_hooks(pre, post):  # after model.hooks: `qkv_out` sees the rewired q, k, v
         logits = model(tokens)
     sources = torch.cat(state.chunks) if record else None
-    return EdgeRun(logits, sources, state.probes)
+    return EdgeRun(logits, sources, state.probes, state.to_dests)

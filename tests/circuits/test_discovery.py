@@ -163,6 +163,49 @@ def test_eap_equals_slow_one_step_attribution_patching(tiny, separate_qkv):
     )
 
 
+@pytest.mark.parametrize("separate_qkv", [False, True])
+def test_probe_gradients_with_one_block_rewired_match_finite_differences(tiny, separate_qkv):
+    """A patched block is rewired and probed per head; an unpatched one is differentiated at its
+    fused q|k|v output. Both give d metric / d patch weight = (alt_s - out_s) . g_d at a patched point."""
+    model, data = tiny
+    graph = ComputationalGraph.build(model.cfg, separate_qkv)
+    alt = forward(model, graph, data.corrupted, record=True).sources
+    rewired = "L0.H1->L1.H3" + (".k" if separate_qkv else "")
+    base = 0.5 * graph.mask([rewired]).double()  # block 1's heads rewired, block 0's not
+    run = forward(model, graph, data.clean, alt=alt, patch=graph.dense(base), probe=True, record=True)
+    grads = run.grads(graph, data.metric(run.logits))  # [n_dests, batch, pos, d_model]
+    dense = torch.einsum("sbpd,tbpd->ts", (alt - run.sources).detach(), grads)  # [n_dests, n_sources]
+    estimate = dense[graph.edge_dst, graph.edge_src]
+    eps = 1e-4
+    names = ["embed->L0.H2", "embed->L1.H0", "L0.H3->L1.H3", "L0.H0->MLP0", "L1.H1->logits"]
+    if separate_qkv:
+        names = [n + ".v" if ".H" in n.split("->")[1] else n for n in names]
+    for name in names:
+        i = graph.edge_index(name)
+        step = torch.zeros(len(graph.edges), dtype=torch.float64)
+        step[i] = eps
+        plus, minus = (
+            data.metric(forward(model, graph, data.clean, alt=alt, patch=graph.dense(base + s)).logits)
+            for s in (step, -step)
+        )
+        reference = float((plus - minus).detach()) / (2 * eps)
+        assert float(estimate[i]) == pytest.approx(reference, rel=1e-5, abs=1e-8), name
+
+
+def test_gradient_methods_work_on_a_frozen_model(hand_data, hand_scores):
+    frozen = handset.load()
+    frozen.hf_model.requires_grad_(False)
+    for method, options in (("eap", {}), ("eap-ig", {"steps": 5})):
+        scores = discover(frozen, hand_data, method, ablation=handset.ABLATION, **options)
+        torch.testing.assert_close(scores.scores, hand_scores[method].scores)
+
+
+def test_eap_ig_reports_the_clean_metric(hand_scores):
+    assert hand_scores["eap-ig"].metadata["clean_metric"] == pytest.approx(
+        hand_scores["eap"].metadata["clean_metric"], rel=1e-6
+    )
+
+
 def test_eap_ig_with_one_step_is_eap(hand, hand_data):
     eap = discover(hand, hand_data, "eap", ablation="resample")
     ig1 = discover(hand, hand_data, "eap-ig", steps=1, ablation="resample")
