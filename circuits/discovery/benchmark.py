@@ -34,7 +34,7 @@ import torch
 
 import interp
 from circuits.discovery import handset
-from circuits.discovery.data import CircuitData, check_ablation
+from circuits.discovery.data import CircuitData, check_ablation, default_ablation
 from circuits.discovery.evaluation import auroc, node_auroc, roc_curve, true_circuit
 from circuits.discovery.registry import discover
 from circuits.discovery.report import CircuitOptions, load_model, task_data
@@ -78,7 +78,7 @@ def load_case(name: str) -> Case:
     if not tasks:
         raise InterpError(f"the card of {name!r} names no task")
     task = next(iter(tasks))  # a list of names, or a dict name -> options
-    ablation = check_ablation(card.get("ablation") or "corrupted")
+    ablation = default_ablation(card)
     return Case(name, model, card, task, true_circuit(card, folder), ablation)
 
 

@@ -97,6 +97,11 @@ def check_ablation(kind: str) -> str:
     return kind
 
 
+def default_ablation(card: dict | None, chosen: str | None = None) -> str:
+    """The ablation a discovery run uses: `chosen`, else the model card's `ablation`, else `corrupted`."""
+    return check_ablation(chosen or (card or {}).get("ablation") or "corrupted")
+
+
 def derangement(n: int) -> Tensor:
     """Example i is paired with example i + 1 (mod n): a permutation with no fixed point for n > 1."""
     return torch.roll(torch.arange(n), -1)

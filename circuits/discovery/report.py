@@ -26,7 +26,7 @@ import torch
 
 import interp
 from circuits.discovery import handset
-from circuits.discovery.data import CircuitData, check_ablation
+from circuits.discovery.data import CircuitData, check_ablation, default_ablation
 from circuits.discovery.evaluation import auroc, node_auroc, true_circuit
 from circuits.discovery.faithfulness import faithfulness, faithfulness_curve
 from circuits.discovery.registry import get, make_config
@@ -191,8 +191,8 @@ def _checks(
 def circuit_report(model_name: str, out: str | Path, opts: CircuitOptions, force: bool = False) -> dict:
     """Discover a circuit with `opts.method` and write the folder described in the module docstring."""
     model, card, folder = load_model(model_name)
-    ablation = opts.ablation or (card or {}).get("ablation") or "corrupted"
-    config = make_config(opts.method, **_overrides(opts, check_ablation(ablation)))
+    ablation = default_ablation(card, opts.ablation)
+    config = make_config(opts.method, **_overrides(opts, ablation))
     data = task_data(model, card, opts)
     torch.manual_seed(opts.seed)
     scores = get(opts.method).run(model, data, config)
