@@ -5,7 +5,9 @@ unchanged at every layer, and every layer before l unchanged at every position: 
 *is* the target run. So a patched run only needs layers l.. at positions p..:
 
   1. One target run (the corrupted input when denoising) keeps its key-value cache, its
-     `resid_pre` at every layer, and its logits.
+     `resid_pre` at every layer, the swept activations and its logits. Sites whose source activation
+     equals the target's (every position before the first token where the inputs differ) and sites
+     after the last position the metric reads cannot change the metric: they need no pass.
   2. Sites are grouped into passes. A pass with smallest layer l0 and smallest position p0 feeds only
      positions p0.. with the target's keys and values for positions < p0 as the model's own KV cache
      (so positions and rotary phases stay right), replaces the blocks before l0 by pass-throughs and
@@ -180,7 +182,7 @@ class Target:
 
     logits: Tensor  # [batch, pos, vocab]
     keys_values: list[tuple[Tensor, Tensor]]  # per layer: keys, values [batch, kv_heads, pos, d_head]
-    resid_pre: dict[int, Tensor]  # layer -> [batch, pos, d_model]
+    acts: dict[str, Tensor]  # hook name -> activation [batch, pos, ...]: resid_pre and the swept hooks
     blocks_return_tensors: bool  # whether a block's output is the bare hidden state (blocks can be skipped)
 
 
@@ -189,10 +191,9 @@ def _outputs(out: object) -> Tensor:
     return logits if logits is not None else out.last_hidden_state
 
 
-def run_target(model: HookedModel, ids: Tensor, layers: Sequence[int]) -> Target:
-    """Run `ids` once, keeping the key-value cache and `resid_pre` at `layers`."""
+def run_target(model: HookedModel, ids: Tensor, names: Sequence[str]) -> Target:
+    """Run `ids` once, keeping the key-value cache and the activations at hooks `names`."""
     store: dict[str, Tensor] = {}
-    names = [f"blocks.{layer}.hook_resid_pre" for layer in layers]
     outputs: list[object] = []
     block0 = model._module(model.adapter.layers)[0]
     probe = block0.register_forward_hook(lambda module, args, out: outputs.append(out))
@@ -204,7 +205,7 @@ def run_target(model: HookedModel, ids: Tensor, layers: Sequence[int]) -> Target
     return Target(
         _outputs(out),
         [(layer.keys, layer.values) for layer in out.past_key_values.layers],
-        {layer: store[f"blocks.{layer}.hook_resid_pre"] for layer in layers},
+        {name: store[name] for name in names},
         isinstance(outputs[0], Tensor),
     )
 
@@ -277,13 +278,13 @@ def run_pass(
     inject_hook = f"blocks.{l0}.hook_resid_pre"
     hooks: dict[str, Callable[[Tensor, str], Tensor]] = {}
     if l0 > 0:  # blocks below l0 are skipped: block l0 gets the target's residual stream
-        hooks[inject_hook] = _editor(target.resid_pre[l0][example, p0:].clone(), None, None, None)
+        hooks[inject_hook] = _editor(target.acts[inject_hook][example, p0:].clone(), None, None, None)
     for hook, members in by_hook.items():
         slots = torch.tensor([slot for slot, _ in members])
         rows = (slots[:, None] * batch + torch.arange(batch)).reshape(-1)  # [n * batch]
         pos = torch.cat([cell.positions for _, cell in members])
         values = source[hook][example[rows], pos]
-        inject = target.resid_pre[l0][example, p0:].clone() if hook == inject_hook and l0 > 0 else None
+        inject = target.acts[inject_hook][example, p0:].clone() if hook == inject_hook and l0 > 0 else None
         hooks[hook] = _editor(inject, rows, pos - p0, values)
     extra = {"logits_to_keep": kept - p0} if _takes_logits_to_keep(model) else {}
     device = model.device
@@ -332,9 +333,12 @@ def sweep(
     """Every site of `grids` patched from the source run into the target run, with prefix reuse."""
     batch, n_pos = target_ids.shape
     sites = cells(grids, batch)
+    swept = sorted({c.hook for c in sites})
     with torch.no_grad():
-        source_logits, cache = model.run_with_cache(source_ids, names=sorted({c.hook for c in sites}))
-    target = run_target(model, target_ids, sorted({c.layer for c in sites}))
+        source_logits, cache = model.run_with_cache(source_ids, names=swept)
+    source = cache.to_dict()
+    residuals = {f"blocks.{c.layer}.hook_resid_pre" for c in sites}
+    target = run_target(model, target_ids, sorted(residuals | set(swept)))
     metric_target = metric(target.logits)
     costs = Costs(
         n_pos,
@@ -345,10 +349,16 @@ def sweep(
         target.blocks_return_tensors,
     )
     values = torch.full((len(sites),), float(metric_target))
-    # a patch after the last position the metric reads cannot change it: no pass needed
-    live = [c for c in sites if len(costs.kept_from(c.start))]
+    # No pass is needed for a patch after the last position the metric reads, nor for one that writes
+    # what is already there (e.g. every position before the first token where the inputs differ).
+    examples = torch.arange(batch)
+    live = [
+        c
+        for c in sites
+        if len(costs.kept_from(c.start))
+        and not torch.equal(source[c.hook][examples, c.positions], target.acts[c.hook][examples, c.positions])
+    ]
     passes = plan(live, batch, costs, rows_budget(model, n_pos, budget))
-    source = cache.to_dict()
     for group in passes:
         logits, kept = run_pass(model, target_ids, target, source, group, costs)
         full = target.logits.clone()  # every slot overwrites the same kept positions

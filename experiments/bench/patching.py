@@ -30,6 +30,7 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds (medians over them)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--differ-at", type=int, default=3, help="position where corrupted prompts differ")
     parser.add_argument(
         "--out", type=Path, default=None, help=f"default {OUT} (cpu) or patching_<device>.json"
     )
@@ -38,7 +39,7 @@ def main() -> None:
         OUT if args.device == "cpu" else OUT.with_name(f"patching_{args.device.split(':')[0]}.json")
     )
     results = bench.run(
-        bench.PatchingBenchConfig(repeats=args.repeats, device=args.device),
+        bench.PatchingBenchConfig(repeats=args.repeats, device=args.device, differ_at=args.differ_at),
         progress=lambda s: print("done", s),
     )
     atomic_write_text(out, json.dumps(results, indent=2))

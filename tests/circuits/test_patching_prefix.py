@@ -74,6 +74,18 @@ def test_metrics_reading_every_position_or_early_ones(monkeypatch):
     assert torch.all(fast["resid_pre"].values[:, 5:] == baseline)
 
 
+def test_sites_that_change_nothing_take_no_pass():
+    model = interp.HookedModel(make("gpt2"))
+    clean = torch.randint(0, VOCAB, (2, N_POS), generator=torch.Generator().manual_seed(5))
+    corrupted = clean.clone()
+    corrupted[:, -2] = (corrupted[:, -2] + 1) % VOCAB  # inputs differ at the second-to-last token only
+    fast, full = both(model, clean, corrupted, METRIC, ["resid_pre"])
+    torch.testing.assert_close(fast["resid_pre"].values, full["resid_pre"].values, atol=2e-5, rtol=0)
+    # everything before position N_POS - 2 is the corrupted run; only 2 layers x 2 positions need work
+    assert torch.all(fast["resid_pre"].values[:, : N_POS - 2] == fast["resid_pre"].meta["metric_corrupted"])
+    assert fast["resid_pre"].meta["forward_passes"] <= 2 + 4
+
+
 def test_read_positions():
     logits = torch.randn(2, 12, 11)
     assert prefix.read_positions(METRIC, logits).tolist() == [11]
