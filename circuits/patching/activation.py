@@ -107,34 +107,36 @@ def patching_sweep(
     """
     check_mode(mode)
     clean_ids, corrupted_ids = pair(model, clean, corrupted)
-    grids, names = sweep_grids(model, clean_ids, hooks, layers, positions, position_labels)
+    grids, _ = sweep_grids(model, clean_ids, hooks, layers, positions, position_labels)
     source_ids, target_ids = (clean_ids, corrupted_ids) if mode == "denoise" else (corrupted_ids, clean_ids)
-    if prefix_reuse and prefix.supported(model, list(grids.values())):
-        # Each patched run recomputes only the layers and positions its patch can change.
+    reusable = [n for n, g in grids.items() if prefix_reuse and prefix.supported(model, [g])]
+    rest = [n for n in grids if n not in reusable]
+    values: dict[str, Tensor] = {}
+    passes = 0  # forward passes, baselines included
+    if reusable:  # each patched run recomputes only the layers and positions its patch can change
         budget = memory_budget or sweep_budget(model, clean_ids.shape[1])
-        reused = prefix.sweep(model, target_ids, source_ids, list(grids.values()), reducer(metric), budget)
-        values, passes = reused.values, reused.passes
+        chosen = [grids[n] for n in reusable]
+        reused = prefix.sweep(model, target_ids, source_ids, chosen, reducer(metric), budget)
+        values.update(zip(reusable, reused.values.split([len(g.sites) for g in chosen]), strict=True))
+        passes += reused.passes + 2
         m_source, m_target = reused.metric_source, reused.metric_target
         m_clean, m_corrupted = (m_source, m_target) if mode == "denoise" else (m_target, m_source)
-    else:
-        base = baselines(
-            model,
-            clean_ids,
-            corrupted_ids,
-            metric,
-            names,
-            source="clean" if mode == "denoise" else "corrupted",
-        )
+    if rest:  # every patched copy runs in full, many copies per pass
+        chosen = [grids[n] for n in rest]
+        hooks_needed = sorted({g.kind.hook(site.layer) for g in chosen for site in g.sites})
+        source = "clean" if mode == "denoise" else "corrupted"
+        base = baselines(model, clean_ids, corrupted_ids, metric, hooks_needed, source=source)
         sets: list[list[Intervention]] = []
-        for g in grids.values():
+        for g in chosen:
             sets += [site_interventions(g, site, base.cache[g.kind.hook(site.layer)]) for site in g.sites]
-        values, passes = run_sets(model, target_ids, sets, metric, memory_budget)
+        flat, full_passes = run_sets(model, target_ids, sets, metric, memory_budget)
+        values.update(zip(rest, flat.split([len(g.sites) for g in chosen]), strict=True))
+        passes += full_passes + 2
         m_clean, m_corrupted = base.clean, base.corrupted
-    results, start = {}, 0
     n_sites = sum(len(g.sites) for g in grids.values())
+    results = {}
     for name, g in grids.items():
-        chunk = values[start : start + len(g.sites)].reshape(g.shape)
-        start += len(g.sites)
+        chunk = values[name].reshape(g.shape)
         results[name] = _result(g, chunk, m_clean, m_corrupted, mode, normalise_metric, passes, n_sites)
     return results
 
@@ -157,7 +159,7 @@ def _result(
         "normalised": normalised,
         "metric_clean": m_clean,
         "metric_corrupted": m_corrupted,
-        "forward_passes": passes + 2,  # + the two baseline runs
+        "forward_passes": passes,  # baseline runs included
         "intervention_sets": n_sets,
     }
     if normalised:

@@ -93,11 +93,17 @@ def test_noising_and_named_positions_equal_reference(model, pair):
 
 
 def test_a_sweep_takes_few_forward_passes(model, pair):
-    sweep = patching.patching_sweep(model, *pair, METRIC, ("resid_pre", "attn_out", "mlp_out", "z"))
-    sites = sum(r.values.numel() for r in sweep.values())
-    first = next(iter(sweep.values()))
+    kinds = ("resid_pre", "attn_out", "mlp_out", "z")
+    full = patching.patching_sweep(model, *pair, METRIC, kinds, prefix_reuse=False)
+    sites = sum(r.values.numel() for r in full.values())
+    first = next(iter(full.values()))
     assert sites == 3 * 2 * N_POS + 2 * 4 and first.meta["intervention_sets"] == sites
     assert first.meta["forward_passes"] <= 3  # 2 baselines + 1 batched pass for all 56 patches
+    # by default the per-position kinds reuse prefixes and z runs in full: same numbers, few passes
+    mixed = patching.patching_sweep(model, *pair, METRIC, kinds)
+    for kind in kinds:
+        torch.testing.assert_close(mixed[kind].values, full[kind].values, atol=1e-5, rtol=0)
+    assert mixed["z"].meta["forward_passes"] <= 2 + 3 + 3
 
 
 def test_patching_properties(model, pair):
