@@ -4,46 +4,17 @@ bad input is one line and exit 2."""
 from __future__ import annotations
 
 import json
-from importlib.metadata import entry_points
 
 import pytest
 
-import circuits.cli
-import interp
 from circuits.abstraction.handbuilt import hierarchical_equality_network
-from interp.cli import main
-from interp.errors import InterpError
-from interp.tasks import save_tokenizer
-
-ALIGN = "circuits.commands.align"
-
-
-@pytest.fixture(autouse=True)
-def _align_registered(monkeypatch):
-    if not any(e.value.startswith("circuits.cli") for e in entry_points(group="interp.commands")):
-        pytest.skip("the circuits commands are not declared in the interp.commands entry points")
-    if ALIGN not in circuits.cli.COMMANDS:
-        monkeypatch.setattr(circuits.cli, "COMMANDS", (*circuits.cli.COMMANDS, ALIGN))
+from tests.circuits.cli_helpers import model_folder, run
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("handbuilt")
-    hierarchical_equality_network(rotate=True).model.hf_model.save_pretrained(folder)
-    save_tokenizer(folder)
-    try:
-        interp.load(str(folder))
-    except (InterpError, AttributeError, ImportError, OSError) as exc:  # loading needs the zoo package
-        pytest.skip(f"interp.load cannot load a model folder yet: {exc}")
-    return folder
-
-
-def run(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+    network = hierarchical_equality_network(rotate=True)
+    return model_folder(network.model.hf_model, tmp_path_factory.mktemp("handbuilt"))
 
 
 def test_align_writes_result_and_figures(model_dir, tmp_path, capsys):

@@ -6,35 +6,17 @@ import json
 
 import pytest
 
-import interp
-from interp.cli import main
-from interp.errors import InterpError
+from tests.circuits.cli_helpers import model_folder, run
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """A randomly initialised task-vocabulary GPT-2 saved as a model folder (any zoo-shaped model works)."""
-    from interp.tasks import save_tokenizer
     from interp.tasks.vocab import VOCAB
     from interp.zoo.recipes import recipe
     from interp.zoo.train import build_model
 
-    folder = tmp_path_factory.mktemp("model")
-    build_model(recipe("facts-tiny"), len(VOCAB)).save_pretrained(folder)
-    save_tokenizer(folder)
-    try:
-        interp.load(str(folder))
-    except (InterpError, AttributeError, ImportError, OSError) as exc:  # loading needs the zoo package
-        pytest.skip(f"interp.load cannot load a model folder yet: {exc}")
-    return folder
-
-
-def run(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+    return model_folder(build_model(recipe("facts-tiny"), len(VOCAB)), tmp_path_factory.mktemp("model"))
 
 
 def test_patch_writes_result_and_figures(model_dir, tmp_path, capsys):
