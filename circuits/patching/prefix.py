@@ -364,5 +364,5 @@ def sweep(
         full = target.logits.clone()  # every slot overwrites the same kept positions
         for slot, cell in enumerate(group):
             full[:, kept] = logits[slot * batch : (slot + 1) * batch]
-            values[cell.index] = metric(full)
+            values[cell.index] = float(metric(full))
     return PrefixSweep(values, float(metric(source_logits)), float(metric_target), len(passes))
