@@ -32,12 +32,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--differ-at", type=int, default=3, help="position where corrupted prompts differ")
     parser.add_argument(
-        "--out", type=Path, default=None, help=f"default {OUT} (cpu) or patching_<device>.json"
+        "--out", type=Path, default=None, help=f"default {OUT}, or patching_<device>_differ_at_<n>.json"
     )
     args = parser.parse_args()
-    out = args.out or (
-        OUT if args.device == "cpu" else OUT.with_name(f"patching_{args.device.split(':')[0]}.json")
-    )
+    device = "" if args.device == "cpu" else f"_{args.device.split(':')[0]}"
+    differ = "" if args.differ_at == 3 else f"_differ_at_{args.differ_at}"
+    out = args.out or OUT.with_name(f"patching{device}{differ}.json")
     results = bench.run(
         bench.PatchingBenchConfig(repeats=args.repeats, device=args.device, differ_at=args.differ_at),
         progress=lambda s: print("done", s),
