@@ -5,8 +5,10 @@ Distributed Neural Representations"; Wu et al. 2023 for Boundless DAS):
   1. Sample train and test counterfactuals for one variable from the high-level model.
   2. Record the source vectors at the location once (the network stays frozen throughout).
   3. Train the alignment map: run each base with its vector at the location replaced by
-     `map.interchange(base_vector, source_vector)` and minimise cross-entropy against the
-     high-level counterfactual output (plus the map's own penalty, e.g. a subspace-size term).
+     `map.interchange(base_vector, source_vector)` and minimise cross-entropy, over the task's
+     answer tokens (what IIA reads), against the high-level counterfactual output (plus the map's
+     own penalty, e.g. a subspace-size term). The non-linear map first trains a linear DAS
+     rotation (`warm_start_steps`) and starts from it, then trains its couplings.
   4. Report IIA on the test counterfactuals (hard boundary for Boundless DAS).
 
 "The Non-Linear Representation Dilemma" (Sutter et al. 2025) shows that a powerful enough map
@@ -24,7 +26,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -62,7 +64,7 @@ class SearchConfig:
     batch_size: int = 64
     """Counterfactual examples per step."""
     lr: float = 1e-2
-    """Adam learning rate (the non-linear map uses a tenth of it for its MLPs)."""
+    """Adam learning rate (the non-linear map's coupling MLPs use a tenth of it)."""
     n_train: int = 1024
     """Training counterfactuals (sampled once, shared by all locations)."""
     n_test: int = 512
@@ -75,6 +77,9 @@ class SearchConfig:
     """Non-linear map: hidden width of each coupling MLP."""
     blocks: int = 2
     """Non-linear map: number of coupling blocks."""
+    warm_start_steps: int = 200
+    """Non-linear map: steps of linear DAS whose basis the flow starts from (0: a random one);
+    `steps` then trains the couplings."""
     temperature: tuple[float, float] = (1.0, 0.05)
     """Boundless: temperature annealed from the first to the second value."""
     size_penalty: float = 0.5
@@ -86,6 +91,8 @@ class SearchConfig:
         for name in ("subspace", "steps", "batch_size", "n_train", "n_test", "hidden", "blocks"):
             if getattr(self, name) < 1:
                 raise InterpError(f"SearchConfig.{name} must be at least 1, got {getattr(self, name)}")
+        if self.warm_start_steps < 0:
+            raise InterpError(f"SearchConfig.warm_start_steps must be >= 0, got {self.warm_start_steps}")
 
 
 def random_control(model: HookedModel, seed: int = 0) -> HookedModel:
@@ -102,17 +109,18 @@ def random_control(model: HookedModel, seed: int = 0) -> HookedModel:
     return HookedModel(hf, model.tokenizer)
 
 
-def make_map(cfg: SearchConfig, w: int, sources: Tensor) -> AlignmentMap:
+def make_map(cfg: SearchConfig, w: int, sources: Tensor, basis: Tensor | None = None) -> AlignmentMap:
     """The alignment map `cfg.method` asks for, for vectors of width `w` (`sources` [n, w] set the
-    non-linear map's standardisation)."""
+    non-linear map's standardisation and whitening, `basis` [k, w] its swapped coordinates)."""
     if cfg.subspace > w:
         raise InterpError(f"a subspace of size {cfg.subspace} is larger than the activation width {w}")
     if cfg.method == "das":
         return Rotation(w, cfg.subspace, cfg.seed)
     if cfg.method == "boundless":
         return BoundlessRotation(w, cfg.subspace, cfg.seed, cfg.size_penalty)
-    scale = sources.float().std().clamp(min=1e-6)
-    return CouplingFlow(w, cfg.subspace, cfg.hidden, cfg.blocks, cfg.seed, sources.float().mean(0), scale)
+    if cfg.subspace + 1 >= w:
+        raise InterpError(f"the non-linear map needs a subspace smaller than width - 1 = {w - 1}")
+    return CouplingFlow(w, cfg.subspace, cfg.hidden, cfg.blocks, cfg.seed, sources=sources, basis=basis)
 
 
 def _source_vectors(model: HookedModel, data: Counterfactuals, variable: str, loc: Location) -> Tensor:
@@ -150,13 +158,36 @@ def train_map(
     if loc.head is None and layout(loc.hook)[1] is not None:
         raise InterpError(f"{loc}: an alignment map on a per-head hook needs a head (e.g. [H0]); try --heads")
     sources = _source_vectors(model, data, variable, loc)
-    amap = make_map(cfg, width(model, loc), sources).to(model.device)
-    targets = data.targets(model.cfg.d_vocab).to(model.device)
+    w = width(model, loc)
+    basis = None
+    if cfg.method == "nonlinear" and cfg.warm_start_steps:
+        linear = make_map(replace(cfg, method="das"), w, sources).to(model.device)
+        _fit(model, data, loc, linear, sources, cfg, cfg.warm_start_steps)
+        basis = linear.basis().detach()
+    amap = make_map(cfg, w, sources, basis).to(model.device)
+    _fit(model, data, loc, amap, sources, cfg, cfg.steps)
+    if isinstance(amap, BoundlessRotation):
+        amap.hard = True
+    return amap
+
+
+def _fit(
+    model: HookedModel,
+    data: Counterfactuals,
+    loc: Location,
+    amap: AlignmentMap,
+    sources: Tensor,
+    cfg: SearchConfig,
+    steps: int,
+) -> None:
+    """`steps` Adam steps on `amap` (the model frozen), minimising cross-entropy over the answer tokens."""
+    answers = data.task.answer_ids.to(model.device)
+    targets = data.targets(model.cfg.d_vocab).to(model.device)[:, answers]  # [n, n_answers]
     mlp_params = [p for n, p in amap.named_parameters() if n.startswith("couplings")]
     other = [p for n, p in amap.named_parameters() if not n.startswith("couplings")]
-    groups = [{"params": other, "lr": cfg.lr}] + (
-        [{"params": mlp_params, "lr": cfg.lr / 10}] if mlp_params else []
-    )
+    groups = [
+        {"params": group, "lr": lr} for group, lr in ((other, cfg.lr), (mlp_params, cfg.lr / 10)) if group
+    ]
     opt = torch.optim.Adam(groups)
     gen = torch.Generator().manual_seed(cfg.seed)
     frozen = [p for p in model.hf_model.parameters() if p.requires_grad]
@@ -164,11 +195,11 @@ def train_map(
         p.requires_grad_(False)
     try:
         amap.train()
-        for step in range(cfg.steps):
+        for step in range(steps):
             if isinstance(amap, BoundlessRotation):
-                amap.temperature = anneal(*cfg.temperature, step, cfg.steps)
+                amap.temperature = anneal(*cfg.temperature, step, steps)
             idx = torch.randint(len(data), (min(cfg.batch_size, len(data)),), generator=gen)
-            logits = _logits_with_map(model, data.subset(idx), loc, amap, sources[idx])
+            logits = _logits_with_map(model, data.subset(idx), loc, amap, sources[idx])[:, answers]
             loss = F.cross_entropy(logits.float(), targets[idx.to(targets.device)]) + amap.penalty()
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -179,9 +210,6 @@ def train_map(
         for p in frozen:
             p.requires_grad_(True)
     amap.eval()
-    if isinstance(amap, BoundlessRotation):
-        amap.hard = True
-    return amap
 
 
 @torch.no_grad()
