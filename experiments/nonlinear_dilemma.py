@@ -54,12 +54,7 @@ from circuits.abstraction import (  # noqa: E402
 )
 from circuits.abstraction.das import evaluate_map  # noqa: E402
 from circuits.abstraction.maps import n_parameters  # noqa: E402
-from interp.io import atomic_write_json  # noqa: E402
-
-try:  # provenance, where this version of interp has it
-    from interp.io import package_versions  # noqa: E402
-except ImportError:  # pragma: no cover
-    package_versions = None
+from interp.io import atomic_write_json, package_versions  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "nonlinear_dilemma"
 logger = logging.getLogger("nonlinear_dilemma")
@@ -232,7 +227,7 @@ def main() -> None:
         "budget": asdict(budget),
         "hidden": hidden,
         "seed": SEED,
-        "versions": package_versions() if package_versions else {"torch": torch.__version__},
+        "versions": package_versions(),
         "cases": [],
     }
     start = time.perf_counter()

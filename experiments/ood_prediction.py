@@ -67,12 +67,7 @@ from circuits.abstraction import (  # noqa: E402
     train_map,
 )
 from circuits.abstraction.das import evaluate_map  # noqa: E402
-from interp.io import atomic_write_json  # noqa: E402
-
-try:  # provenance, where this version of interp has it
-    from interp.io import package_versions  # noqa: E402
-except ImportError:  # pragma: no cover
-    package_versions = None
+from interp.io import atomic_write_json, package_versions  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "ood_prediction"
 logger = logging.getLogger("ood_prediction")
@@ -296,7 +291,7 @@ def main() -> None:
     results: dict[str, Any] = {
         "config": {"shifts": SHIFTS, "n_shifted": N_SHIFTED, "seed": SEED, "min_class": MIN_CLASS,
                    "ood": asdict(OODConfig(shifts=SHIFTS, n=N_SHIFTED, seed=SEED))},
-        "versions": package_versions() if package_versions else {"torch": torch.__version__},
+        "versions": package_versions(),
         "models": {},
     }  # fmt: skip
     start = time.perf_counter()
