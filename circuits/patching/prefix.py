@@ -277,16 +277,17 @@ def run_pass(
         by_hook.setdefault(cell.hook, []).append((slot, cell))
     inject_hook = f"blocks.{l0}.hook_resid_pre"
     hooks: dict[str, Callable[[Tensor, str], Tensor]] = {}
-    if l0 > 0:  # blocks below l0 are skipped: block l0 gets the target's residual stream
-        hooks[inject_hook] = _editor(target.acts[inject_hook][example, p0:].clone(), None, None, None)
+    # blocks below l0 are skipped: block l0 gets the target's residual stream (indexing copies it)
+    inject = target.acts[inject_hook][example, p0:] if l0 > 0 else None
+    if inject is not None and inject_hook not in by_hook:
+        hooks[inject_hook] = _editor(inject, None, None, None)
     for hook, members in by_hook.items():
         slots = torch.tensor([slot for slot, _ in members])
         rows = (slots[:, None] * batch + torch.arange(batch)).reshape(-1)  # [n * batch]
         pos = torch.cat([cell.positions for _, cell in members])
         values = source[hook][example[rows], pos]
-        inject = target.acts[inject_hook][example, p0:].clone() if hook == inject_hook and l0 > 0 else None
-        hooks[hook] = _editor(inject, rows, pos - p0, values)
-    extra = {"logits_to_keep": kept - p0} if _takes_logits_to_keep(model) else {}
+        hooks[hook] = _editor(inject if hook == inject_hook else None, rows, pos - p0, values)
+    extra = {"logits_to_keep": kept - p0} if _takes_logits_to_keep(type(model.hf_model)) else {}
     device = model.device
     with torch.no_grad(), _skipped(model, l0), model.hooks(hooks):
         out = model.hf_model(
@@ -296,8 +297,10 @@ def run_pass(
     return (logits if extra else logits[:, kept - p0]), kept
 
 
-def _takes_logits_to_keep(model: HookedModel) -> bool:
-    return "logits_to_keep" in inspect.signature(model.hf_model.forward).parameters
+@functools.cache
+def _takes_logits_to_keep(model_class: type) -> bool:
+    """Whether the model's forward can compute logits at chosen positions only (read once per class)."""
+    return "logits_to_keep" in inspect.signature(model_class.forward).parameters
 
 
 def rows_budget(model: HookedModel, n_pos: int, budget: int) -> Callable[[int], int]:
