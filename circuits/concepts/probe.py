@@ -46,19 +46,27 @@ def probe_accuracy(
     mean, w = whitening(x_train if reference is None else reference)
     a, b = (x_train.double() - mean) @ w, (x_test.double() - mean) @ w  # [n, r], [m, r]
     k = int(max(y_train.max(), y_test.max())) + 1
-    weight = torch.zeros(k, a.shape[1], dtype=torch.float64, requires_grad=True)
-    bias = torch.zeros(k, dtype=torch.float64, requires_grad=True)
+    weight, bias = fit_linear_probe(a, y_train, k, l2, steps)
+    return ((b @ weight.T + bias).argmax(-1) == y_test).double().mean().item()
+
+
+def fit_linear_probe(
+    a: Tensor, y: Tensor, n_classes: int, l2: float = 1e-4, steps: int = 300
+) -> tuple[Tensor, Tensor]:
+    """(weight [class, r], bias [class]) float64 of a multinomial logistic regression on a [n, r] (LBFGS)."""
+    a = a.double()
+    weight = torch.zeros(n_classes, a.shape[1], dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
 
     def closure() -> Tensor:
         opt.zero_grad()
-        loss = F.cross_entropy(a @ weight.T + bias, y_train) + l2 * (weight**2).sum()
+        loss = F.cross_entropy(a @ weight.T + bias, y) + l2 * (weight**2).sum()
         loss.backward()
         return loss
 
     opt.step(closure)
-    with torch.no_grad():
-        return ((b @ weight.T + bias).argmax(-1) == y_test).double().mean().item()
+    return weight.detach(), bias.detach()
 
 
 def majority(y: Tensor) -> float:
