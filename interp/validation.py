@@ -123,3 +123,34 @@ def check_intervention_sets(sets: Any) -> None:
                 f"intervention set {i} is a {type(entry).__name__}, expected a list of interventions "
                 "(wrap a single one: [[iv]])"
             )
+
+
+def check_device(device: str) -> str:
+    """`device` if this torch can use it: cpu, cuda[:N], mps or auto; otherwise one line saying why."""
+    name = str(device).strip().lower()
+    if name in ("cpu", "auto"):
+        return name
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            build = "a CPU-only build of torch" if torch.version.cuda is None else "no visible CUDA GPU"
+            raise InterpError(f"--device {device}: this machine has {build}; use --device cpu")
+        if ":" in name:
+            index = name.split(":", 1)[1]
+            if not index.isdigit() or int(index) >= torch.cuda.device_count():
+                raise InterpError(f"--device {device}: there are {torch.cuda.device_count()} CUDA devices")
+        return name
+    if name == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise InterpError("--device mps: MPS is not available here; use --device cpu")
+        return name
+    raise InterpError(f"--device {device!r}: expected cpu, cuda, cuda:N, mps or auto")
+
+
+def check_positive(value: Any, what: str, minimum: float = 1) -> Any:
+    """Refuse a number below `minimum` (e.g. `--tokens 0`), NaN or inf."""
+    if value is None:
+        return value
+    number = check_finite_number(value, what)
+    if number < minimum:
+        raise InterpError(f"{what} must be >= {minimum:g}, got {value}")
+    return value
