@@ -133,17 +133,17 @@ def check_device(device: str) -> str:
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
             build = "a CPU-only build of torch" if torch.version.cuda is None else "no visible CUDA GPU"
-            raise InterpError(f"--device {device}: this machine has {build}; use --device cpu")
+            raise InterpError(f"device {device!r}: this machine has {build}; use --device cpu")
         if ":" in name:
             index = name.split(":", 1)[1]
             if not index.isdigit() or int(index) >= torch.cuda.device_count():
-                raise InterpError(f"--device {device}: there are {torch.cuda.device_count()} CUDA devices")
+                raise InterpError(f"device {device!r}: there are {torch.cuda.device_count()} CUDA devices")
         return name
     if name == "mps":
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise InterpError("--device mps: MPS is not available here; use --device cpu")
+            raise InterpError("device 'mps': MPS is not available here; use --device cpu")
         return name
-    raise InterpError(f"--device {device!r}: expected cpu, cuda, cuda:N, mps or auto")
+    raise InterpError(f"device {device!r}: expected cpu, cuda, cuda:N, mps or auto")
 
 
 def check_positive(value: Any, what: str, minimum: float = 1) -> Any:
@@ -154,3 +154,12 @@ def check_positive(value: Any, what: str, minimum: float = 1) -> Any:
     if number < minimum:
         raise InterpError(f"{what} must be >= {minimum:g}, got {value}")
     return value
+
+
+def check_count(n: Any, seed: Any = 0) -> None:
+    """A number of examples (whole, >= 1) and a seed (whole, >= 0)."""
+    for value, what, minimum in ((n, "n", 1), (seed, "seed", 0)):
+        if isinstance(value, bool) or not isinstance(value, int) and not hasattr(value, "__index__"):
+            raise InterpError(f"{what} must be a whole number, got {value!r}")
+        if int(value) < minimum:
+            raise InterpError(f"{what} must be >= {minimum}, got {value}")
