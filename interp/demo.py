@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from interp import zoo
-from interp.hooked import HookedModel
 from interp.errors import InterpError
+from interp.hooked import HookedModel
 from interp.io import atomic_dir, atomic_write_text, check_out_dir, write_result
 from interp.loading import load
 from interp.tasks import TaskBatch, get

@@ -43,7 +43,9 @@ def _tensor_to_json(t: torch.Tensor) -> dict:
 def _tensor_from_json(d: dict) -> torch.Tensor:
     missing = [k for k in ("dtype", "shape", "data") if k not in d]
     if missing:
-        raise InterpError(f"a tensor in intervention JSON needs dtype, shape and data; missing {missing[0]!r}")
+        raise InterpError(
+            f"a tensor in intervention JSON needs dtype, shape and data; missing {missing[0]!r}"
+        )
     dtype = getattr(torch, str(d["dtype"]), None)
     if not isinstance(dtype, torch.dtype):
         raise InterpError(f"unknown tensor dtype {d['dtype']!r} in intervention JSON")
@@ -72,7 +74,9 @@ class Intervention:
 
     def __post_init__(self) -> None:
         if not isinstance(self.hook, str):
-            raise InterpError(f"{type(self).__name__}: hook must be a hook name (str), got {type(self.hook).__name__}")
+            raise InterpError(
+                f"{type(self).__name__}: hook must be a hook name (str), got {type(self.hook).__name__}"
+            )
         for name in ("heads", "positions"):
             value = getattr(self, name)
             if value is not None:

@@ -155,9 +155,9 @@ def _leftovers(out: Path) -> list[tuple[Path, str]]:
     found = []
     for entry in out.parent.glob(f".{glob_escape(out.name)}.*"):
         parts = entry.name[len(out.name) + 2 :].split(".")
-        if len(parts) >= 3 and parts[0].isdigit() and parts[-1] in (_OLD, _TMP):
-            if not _pid_alive(int(parts[0])):
-                found.append((entry, parts[-1]))
+        dead = len(parts) >= 3 and parts[0].isdigit() and not _pid_alive(int(parts[0]))
+        if dead and parts[-1] in (_OLD, _TMP):
+            found.append((entry, parts[-1]))
     return found
 
 
@@ -209,7 +209,9 @@ def replace_dir(new: Path, out: Path) -> None:
     (`clean_leftovers` repairs the moment in between on the next run)."""
     aside = None
     if out.exists():
-        aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.{os.getpid()}.", suffix=f".{_OLD}"))
+        aside = Path(
+            tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.{os.getpid()}.", suffix=f".{_OLD}")
+        )
         os.replace(out, aside / out.name)  # rename is atomic; the old folder stays whole
     os.replace(new, out)
     if aside is not None:

@@ -74,7 +74,9 @@ def _from_folder(
     return HookedModel(hf_model, tokenizer)
 
 
-def _from_local_folder(path: Path, dtype: torch.dtype | None, trust_remote_code: bool, **kwargs: object) -> HookedModel:
+def _from_local_folder(
+    path: Path, dtype: torch.dtype | None, trust_remote_code: bool, **kwargs: object
+) -> HookedModel:
     """`_from_folder` on a local folder; unreadable files become one line naming the folder."""
     try:
         return _from_folder(path, dtype, trust_remote_code, **kwargs)
@@ -133,7 +135,9 @@ def _load_named(
                 "a zoo name, or a hub id"
             )
         return _from_local_folder(path, dtype, trust_remote_code, **kwargs)
-    if name.startswith((".", "/", "~")) or (len(path.parts) > 1 and path.parent.is_dir() and path.parent != Path(".")):
+    if name.startswith((".", "/", "~")) or (
+        len(path.parts) > 1 and path.parent.is_dir() and path.parent != Path(".")
+    ):
         raise InterpError(f"no such folder: {path} (a local model folder was meant; check the path)")
     if "/" not in name:
         known = ", ".join(zoo.names())

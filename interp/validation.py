@@ -73,7 +73,9 @@ def as_tensor(value: Any, what: str) -> torch.Tensor:
             return torch.as_tensor(value, dtype=torch.float32)
         except (TypeError, ValueError, RuntimeError) as err:
             raise InterpError(f"{what}: could not read {type(value).__name__} as a tensor ({err})") from None
-    raise InterpError(f"{what}: expected a tensor, numpy array or list of numbers, got {type(value).__name__}")
+    raise InterpError(
+        f"{what}: expected a tensor, numpy array or list of numbers, got {type(value).__name__}"
+    )
 
 
 def check_finite_tensor(value: torch.Tensor, what: str) -> None:
@@ -112,7 +114,9 @@ def check_indices(values: Any, what: str) -> tuple[int, ...]:
 def check_intervention_sets(sets: Any) -> None:
     """`run_batched` needs a non-empty list of lists of interventions."""
     if isinstance(sets, (str, bytes)) or not isinstance(sets, Sequence):
-        raise InterpError(f"intervention sets must be a list of lists of interventions, got {type(sets).__name__}")
+        raise InterpError(
+            f"intervention sets must be a list of lists of interventions, got {type(sets).__name__}"
+        )
     if len(sets) == 0:
         raise InterpError(
             "run_batched got no intervention sets; pass at least one (use [[]] for a plain run)"

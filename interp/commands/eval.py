@@ -19,9 +19,8 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
     ) -> None:
         """Evaluate MODEL on TASK: accuracy, mean logit difference, mean answer probability."""
-        from transformers.utils import logging as hf_logging
-
         import torch
+        from transformers.utils import logging as hf_logging
 
         from interp import tasks, zoo
         from interp.errors import InterpError

@@ -57,7 +57,10 @@ CASES = [
     (["circuit", "ioi-tiny", "--task", "ioi", "--out", "OUT", "--n", "0"], "Invalid value"),
     (["circuit", "ioi-tiny", "--task", "ioi", "--out", "OUT", "--threshold", "nan"], "finite"),
     (["align", "hier-eq-tiny", "--task", "hierarchical_equality", "--out", "OUT", "--device", CUDA], NO_CUDA),
-    (["align", "hier-eq-tiny", "--task", "hierarchical_equality", "--out", "OUT", "--seed", "-1"], "Invalid value"),
+    (
+        ["align", "hier-eq-tiny", "--task", "hierarchical_equality", "--out", "OUT", "--seed", "-1"],
+        "Invalid value",
+    ),
     (["align", "hier-eq-tiny", "--task", "hierarchical_equality", "--out", "FILE"], "is a file"),
     (["concepts", "concepts-tiny", "--out", "OUT", "--device", CUDA], NO_CUDA),
     (["concepts", "concepts-tiny", "--out", "OUT", "--seed", "-1"], "Invalid value"),
@@ -72,7 +75,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("args, message", CASES, ids=[" ".join(a[:2]) + f" #{i}" for i, (a, _) in enumerate(CASES)])
+@pytest.mark.parametrize(
+    "args, message", CASES, ids=[" ".join(a[:2]) + f" #{i}" for i, (a, _) in enumerate(CASES)]
+)
 def test_bad_cli_input_is_one_line(args, message, tmp_path, capsys, broken):
     (tmp_path / "file").write_text("x")
     swap = {"OUT": str(tmp_path / "out"), "FILE": str(tmp_path / "file")}

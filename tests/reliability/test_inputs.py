@@ -71,7 +71,9 @@ def test_whole_number_floats_and_numpy_values_are_accepted(model, tokens):
     for iv in (as_numpy, as_list):
         torch.testing.assert_close(model.run_with_interventions(tokens, [iv]), base, atol=0, rtol=0)
     steered = model.run_with_interventions(tokens, [Add(HOOK, vector=np.ones(64, dtype=np.float32))])
-    torch.testing.assert_close(steered, model.run_with_interventions(tokens, [Add(HOOK, vector=torch.ones(64))]))
+    torch.testing.assert_close(
+        steered, model.run_with_interventions(tokens, [Add(HOOK, vector=torch.ones(64))])
+    )
 
 
 @pytest.mark.parametrize(
@@ -84,7 +86,10 @@ def test_whole_number_floats_and_numpy_values_are_accepted(model, tokens):
         ({"type": "Add", "hook": HOOK}, "needs vector"),
         ({"type": "Add", "hook": HOOK, "vector": {"dtype": "float32", "shape": [2]}}, "missing 'data'"),
         ({"type": "Add", "hook": HOOK, "vector": {"dtype": "floaty", "shape": [1], "data": [1]}}, "dtype"),
-        ({"type": "Add", "hook": HOOK, "vector": {"dtype": "float32", "shape": [3], "data": [1]}}, "bad tensor"),
+        (
+            {"type": "Add", "hook": HOOK, "vector": {"dtype": "float32", "shape": [3], "data": [1]}},
+            "bad tensor",
+        ),
     ],
 )
 def test_bad_intervention_json(payload, match):

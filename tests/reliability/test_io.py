@@ -109,7 +109,9 @@ def test_read_only_parent_refused_by_access(tmp_path, monkeypatch):
 
 
 def test_full_disk_refused_up_front(tmp_path, monkeypatch):
-    monkeypatch.setattr(io.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 1024, 1024))
+    monkeypatch.setattr(
+        io.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 1024, 1024)
+    )
     with pytest.raises(InterpError, match="free"):
         io.check_out_dir(tmp_path / "out", force=False)
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from circuits.concepts.methods.leace import leace_eraser, leace_projector
 from circuits.concepts.methods.common import site_acts
+from circuits.concepts.methods.leace import leace_eraser, leace_projector
 from circuits.concepts.probe import majority, probe_accuracy, whitening
 from interp.errors import InterpError
 

@@ -25,7 +25,9 @@ def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     tiny_gpt2().save_pretrained(root / "model")
     torch.manual_seed(0)
-    short = GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=VOCAB, n_positions=16, bos_token_id=0, eos_token_id=0)
+    short = GPT2Config(
+        n_layer=1, n_embd=32, n_head=2, vocab_size=VOCAB, n_positions=16, bos_token_id=0, eos_token_id=0
+    )
     GPT2LMHeadModel(short).save_pretrained(root / "short")  # 16 positions < the default 64
     token_dataset(rows=60, length=80).save_to_disk(str(root / "data"))
     return root
@@ -40,9 +42,33 @@ def cli(args, capsys) -> tuple[int, str]:
 
 
 def train_args(files, out, *extra):
-    return ["sae", "train", str(files / "model"), "--hook", HOOK, "--arch", "topk", "--k", "4",
-            "--expansion", "2", "--tokens", "2048", "--batch-size", "256", "--context-len", "32",
-            "--dataset", str(files / "data"), "--eval-windows", "2", "--out", str(out), "--json", *extra]
+    return [
+        "sae",
+        "train",
+        str(files / "model"),
+        "--hook",
+        HOOK,
+        "--arch",
+        "topk",
+        "--k",
+        "4",
+        "--expansion",
+        "2",
+        "--tokens",
+        "2048",
+        "--batch-size",
+        "256",
+        "--context-len",
+        "32",
+        "--dataset",
+        str(files / "data"),
+        "--eval-windows",
+        "2",
+        "--out",
+        str(out),
+        "--json",
+        *extra,
+    ]
 
 
 def test_out_is_not_overwritten_and_resume_checks_the_run(files, tmp_path, capsys):
@@ -97,17 +123,46 @@ def test_out_problems_found_before_work(files, tmp_path, capsys):
 
 def test_default_context_len_comes_from_the_model(files, tmp_path, capsys):
     out = tmp_path / "short"
-    args = ["sae", "train", str(files / "short"), "--hook", HOOK, "--arch", "topk", "--k", "2", "--expansion", "2",
-            "--tokens", "1024", "--batch-size", "128", "--dataset", str(files / "data"), "--eval-windows", "2",
-            "--out", str(out), "--json"]
+    args = [
+        "sae",
+        "train",
+        str(files / "short"),
+        "--hook",
+        HOOK,
+        "--arch",
+        "topk",
+        "--k",
+        "2",
+        "--expansion",
+        "2",
+        "--tokens",
+        "1024",
+        "--batch-size",
+        "128",
+        "--dataset",
+        str(files / "data"),
+        "--eval-windows",
+        "2",
+        "--out",
+        str(out),
+        "--json",
+    ]
     assert cli(args, capsys)[0] == 0
     assert json.loads((out / "result.json").read_text())["inputs"]["context_len"] == 16
 
 
 def _train_cfg(tmp_path, **kw):
     return saes.TrainConfig(
-        lr=5e-3, total_steps=12, lr_warmup_steps=2, lr_decay_steps=4, sparsity_warmup_steps=3,
-        dead_window_tokens=2048, progress=False, checkpoint_dir=str(tmp_path), checkpoint_every=100, **kw
+        lr=5e-3,
+        total_steps=12,
+        lr_warmup_steps=2,
+        lr_decay_steps=4,
+        sparsity_warmup_steps=3,
+        dead_window_tokens=2048,
+        progress=False,
+        checkpoint_dir=str(tmp_path),
+        checkpoint_every=100,
+        **kw,
     )
 
 
@@ -135,8 +190,14 @@ def test_ctrl_c_writes_a_checkpoint_and_resume_is_exact(tmp_path):
 def test_corrupt_newest_checkpoint_falls_back_saying_so(tmp_path, caplog):
     planted = PlantedFeatures()
     cfg = saes.SAEConfig("relu", d_in=planted.d, d_sae=32)
-    tc = saes.TrainConfig(lr=5e-3, total_steps=12, progress=False, checkpoint_dir=str(tmp_path), checkpoint_every=4,
-                          keep_checkpoints=3)
+    tc = saes.TrainConfig(
+        lr=5e-3,
+        total_steps=12,
+        progress=False,
+        checkpoint_dir=str(tmp_path),
+        checkpoint_every=4,
+        keep_checkpoints=3,
+    )
     saes.Trainer(cfg, tc).fit(planted.batches(8))  # steps 4 and 8
     newest = checkpoint_dirs(tmp_path)[-1]
     (newest / "trainer_state.pt").write_bytes(b"truncated")

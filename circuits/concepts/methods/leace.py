@@ -83,7 +83,9 @@ class Eraser:
     def __call__(self, x: Tensor) -> Tensor:
         """x [..., d] with its concept erased, in x's dtype (computed in float64)."""
         x64 = x.double()
-        return (x64 - ((x64 - self.mean.to(x.device)) @ self.down.to(x.device)) @ self.up.to(x.device).T).to(x.dtype)
+        return (x64 - ((x64 - self.mean.to(x.device)) @ self.down.to(x.device)) @ self.up.to(x.device).T).to(
+            x.dtype
+        )
 
 
 def leace_eraser(x: Tensor, z: Tensor, tol: float | None = None) -> Eraser:
@@ -96,7 +98,9 @@ def leace_eraser(x: Tensor, z: Tensor, tol: float | None = None) -> Eraser:
     value; default max(n, d) * eps), never at a fixed fraction of the largest variance.
     """
     if x.ndim != 2 or z.ndim != 2 or x.shape[0] != z.shape[0]:
-        raise InterpError(f"leace: expected x [n, d] and z [n, k] with the same n, got {tuple(x.shape)} and {tuple(z.shape)}")
+        raise InterpError(
+            f"leace: expected x [n, d] and z [n, k] with the same n, got {tuple(x.shape)} and {tuple(z.shape)}"
+        )
     if x.shape[0] < 2:
         raise InterpError("leace: needs at least 2 training examples")
     if not torch.isfinite(x).all():
