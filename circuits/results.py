@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from interp.errors import InterpError
-from interp.io import atomic_write_text
+from interp.io import atomic_write_text, share
 
 FIGURE_FORMATS = ("png", "pdf", "svg")
 
@@ -52,6 +52,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        share(tmp)  # mkstemp makes private 0600 files
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -18,8 +18,9 @@ from pathlib import Path
 import torch
 
 from interp import zoo
+from interp.errors import InterpError
 from interp.hooked import HookedModel
-from interp.io import atomic_dir, atomic_write_text, write_result
+from interp.io import atomic_dir, atomic_write_text, check_out_dir, write_result
 from interp.loading import load
 from interp.tasks import TaskBatch, get
 
@@ -173,9 +174,16 @@ def run_demo(
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Run every stage and write the report folder atomically; returns the result.json payload."""
+    check_out_dir(out, force)  # before any work starts
+    card_tasks = zoo.card(model_name).get("tasks") or []
+    if not card_tasks:
+        raise InterpError(
+            f"{model_name}'s model card names no task, so the demo has nothing to run on it; pick a model "
+            f"with a task (e.g. {DEFAULT_MODEL}; `interp zoo list` shows each model's tasks)"
+        )
     torch.manual_seed(seed)
     model = load(model_name)
-    task = zoo.card(model_name)["tasks"][0]
+    task = card_tasks[0]
     batch = get(task).generate(32 if quick else 128, seed=seed)
     results: dict[str, StageResult] = {}
     with atomic_dir(out, force=force) as folder:

@@ -142,6 +142,7 @@ class Installation:
         self._sites: dict[Site, _SiteDispatcher] = {}
         self._stash: dict[Site, torch.Tensor] = {}
         self._pattern_modules: dict[nn.Module, list[_Entry]] = {}
+        self._pattern_hooks: dict[nn.Module, tuple[Callable, ...]] = {}  # what attach() put on each module
         self._entries: list[_Entry] = []  # in the order added, so callbacks can be re-bound positionally
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._configs: list[tuple[object, str | None]] = []
@@ -230,7 +231,10 @@ class Installation:
     def _switch_to_pattern_attention(self) -> None:
         register()
         for module, entries in self._pattern_modules.items():
-            setattr(module, PATTERN_HOOKS_ATTR, tuple(_pattern_hook(entry) for entry in entries))
+            mine = tuple(_pattern_hook(entry) for entry in entries)
+            self._pattern_hooks[module] = mine
+            # stack on an enclosing block's pattern hooks (they run first, as plain hooks do)
+            setattr(module, PATTERN_HOOKS_ATTR, (*getattr(module, PATTERN_HOOKS_ATTR, ()), *mine))
         for cfg in self._attention_configs:
             self._configs.append((cfg, cfg._attn_implementation))
             cfg._attn_implementation = PATTERN_IMPL
@@ -239,9 +243,13 @@ class Installation:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
-        for module in self._pattern_modules:
-            if hasattr(module, PATTERN_HOOKS_ATTR):
+        for module, mine in self._pattern_hooks.items():  # remove only this installation's hooks
+            rest = tuple(h for h in getattr(module, PATTERN_HOOKS_ATTR, ()) if all(h is not m for m in mine))
+            if rest:
+                setattr(module, PATTERN_HOOKS_ATTR, rest)
+            elif hasattr(module, PATTERN_HOOKS_ATTR):
                 delattr(module, PATTERN_HOOKS_ATTR)
+        self._pattern_hooks.clear()
         for cfg, impl in reversed(self._configs):
             cfg._attn_implementation = impl
         self._configs.clear()

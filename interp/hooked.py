@@ -32,6 +32,7 @@ from interp.errors import HookNameError, InterpError, closest
 from interp.hook_points import Dims, Installation, is_toolkit_hook
 from interp.interventions import Intervention
 from interp.stopping import check_stop, run_until
+from interp.validation import check_intervention_sets, check_texts, check_token_ids, max_positions
 from interp.weights import WeightAccess
 
 logger = logging.getLogger(__name__)
@@ -164,13 +165,14 @@ class HookedModel(WeightAccess, TLCompat):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Token ids [batch, pos] and attention mask (None when no padding) for text or token inputs."""
         if isinstance(inputs, torch.Tensor):
-            ids = inputs if inputs.ndim == 2 else inputs[None]
+            ids = check_token_ids(inputs, self.cfg.d_vocab, max_positions(self.hf_model.config))
             return ids.to(self.device), None if attention_mask is None else attention_mask.to(self.device)
         if self.tokenizer is None:
             raise InterpError(
                 "this model has no tokenizer: pass token ids, or HookedModel(hf_model, tokenizer)"
             )
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        check_texts(texts)
         needs_padding = len(texts) > 1
         if needs_padding and getattr(self.tokenizer, "pad_token", None) is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -178,7 +180,8 @@ class HookedModel(WeightAccess, TLCompat):
         mask = enc.get("attention_mask")
         if mask is not None and bool(mask.all()):
             mask = None
-        return enc["input_ids"].to(self.device), None if mask is None else mask.to(self.device)
+        ids = check_token_ids(enc["input_ids"], self.cfg.d_vocab, max_positions(self.hf_model.config))
+        return ids.to(self.device), None if mask is None else mask.to(self.device)
 
     def _forward(
         self,
@@ -343,6 +346,7 @@ class HookedModel(WeightAccess, TLCompat):
         its own copy. Sets are chunked so one pass fits `memory_budget` bytes (default: a quarter of
         free GPU memory, or 2 GiB on CPU).
         """
+        check_intervention_sets(intervention_sets)
         for interventions in intervention_sets:
             self._intervention_hooks(interventions)
         ids, mask = self.to_tokens(inputs, attention_mask)

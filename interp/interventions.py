@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import torch
 
 from interp.errors import InterpError, ShapeError
+from interp.validation import as_tensor, check_finite_number, check_finite_tensor, check_indices
 
 if TYPE_CHECKING:
     from interp.cache import ActivationCache
@@ -40,7 +41,18 @@ def _tensor_to_json(t: torch.Tensor) -> dict:
 
 
 def _tensor_from_json(d: dict) -> torch.Tensor:
-    return torch.tensor(d["data"], dtype=getattr(torch, d["dtype"])).reshape(d["shape"])
+    missing = [k for k in ("dtype", "shape", "data") if k not in d]
+    if missing:
+        raise InterpError(
+            f"a tensor in intervention JSON needs dtype, shape and data; missing {missing[0]!r}"
+        )
+    dtype = getattr(torch, str(d["dtype"]), None)
+    if not isinstance(dtype, torch.dtype):
+        raise InterpError(f"unknown tensor dtype {d['dtype']!r} in intervention JSON")
+    try:
+        return torch.tensor(d["data"], dtype=dtype).reshape(d["shape"])
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise InterpError(f"bad tensor in intervention JSON: {err}") from None
 
 
 _REGISTRY: dict[str, type[Intervention]] = {}
@@ -61,12 +73,14 @@ class Intervention:
         _REGISTRY[cls.__name__] = cls
 
     def __post_init__(self) -> None:
+        if not isinstance(self.hook, str):
+            raise InterpError(
+                f"{type(self).__name__}: hook must be a hook name (str), got {type(self.hook).__name__}"
+            )
         for name in ("heads", "positions"):
             value = getattr(self, name)
-            if isinstance(value, int):
-                object.__setattr__(self, name, (value,))
-            elif value is not None:
-                object.__setattr__(self, name, tuple(int(v) for v in value))
+            if value is not None:
+                object.__setattr__(self, name, check_indices(value, f"{type(self).__name__} {name}"))
         if self.heads is not None and layout(self.hook)[1] is None:
             raise InterpError(
                 f"{type(self).__name__} on {self.hook}: heads= needs a per-head hook "
@@ -121,11 +135,19 @@ class Intervention:
 
     @staticmethod
     def from_dict(d: dict) -> Intervention:
+        if not isinstance(d, dict):
+            raise InterpError(f"an intervention is a JSON object with a 'type' field, got {type(d).__name__}")
         d = dict(d)
-        kind = d.pop("type")
+        kind = d.pop("type", None)
         if kind not in _REGISTRY:
             raise InterpError(f"unknown intervention type {kind!r}; known: {', '.join(sorted(_REGISTRY))}")
         cls = _REGISTRY[kind]
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InterpError(f"{kind}: unknown field {unknown[0]!r}; fields are {', '.join(sorted(known))}")
+        if "hook" not in d:
+            raise InterpError(f"{kind}: missing field 'hook' (the hook name it edits)")
         for name in cls._tensor_fields:
             if isinstance(d.get(name), dict):
                 d[name] = _tensor_from_json(d[name])
@@ -133,7 +155,11 @@ class Intervention:
 
     @staticmethod
     def from_json(s: str) -> Intervention:
-        return Intervention.from_dict(json.loads(s))
+        try:
+            d = json.loads(s)
+        except json.JSONDecodeError as err:
+            raise InterpError(f"intervention JSON is not valid JSON: {err}") from None
+        return Intervention.from_dict(d)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Intervention) and self.to_dict() == other.to_dict()
@@ -165,8 +191,12 @@ class Patch(Intervention):
         super().__post_init__()
         if self.value is None:
             raise InterpError(f"Patch on {self.hook} needs value= (a tensor or an ActivationCache)")
-        if not isinstance(self.value, torch.Tensor):  # a cache: keep only what this patch needs
-            object.__setattr__(self, "value", self.value[self.hook])
+        value = self.value
+        if hasattr(value, "to_dict") and hasattr(value, "__getitem__"):  # a cache: keep only this hook
+            value = value[self.hook]
+        value = as_tensor(value, f"Patch on {self.hook}: value")
+        check_finite_tensor(value, f"Patch on {self.hook}: value")
+        object.__setattr__(self, "value", value)
 
     def new_value(self, act: torch.Tensor) -> torch.Tensor:
         return _broadcast_batch(self.hook, self.value, act)
@@ -190,6 +220,15 @@ class Ablate(Intervention):
         super().__post_init__()
         if self.kind not in ("zero", "mean", "resample"):
             raise InterpError(f"Ablate kind must be 'zero', 'mean' or 'resample', got {self.kind!r}")
+        if self.reference is not None:
+            ref = as_tensor(self.reference, f"Ablate on {self.hook}: reference")
+            if ref.ndim == 0 or ref.shape[0] == 0:
+                raise InterpError(
+                    f"Ablate on {self.hook}: reference is empty (shape {tuple(ref.shape)}); it needs at least "
+                    "one example [n >= 1, ...], or leave reference=None to use the batch"
+                )
+            check_finite_tensor(ref, f"Ablate on {self.hook}: reference")
+            object.__setattr__(self, "reference", ref)
 
     def new_value(self, act: torch.Tensor) -> torch.Tensor:
         if self.kind == "zero":
@@ -221,6 +260,15 @@ class Add(Intervention):
     coeff: float = 1.0
     _tensor_fields: ClassVar[tuple[str, ...]] = ("vector",)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.vector is None:
+            raise InterpError(f"Add on {self.hook} needs vector= (e.g. a [d_model] steering vector)")
+        vector = as_tensor(self.vector, f"Add on {self.hook}: vector")
+        check_finite_tensor(vector, f"Add on {self.hook}: vector")
+        object.__setattr__(self, "vector", vector)
+        object.__setattr__(self, "coeff", check_finite_number(self.coeff, f"Add on {self.hook}: coeff"))
+
     def new_value(self, act: torch.Tensor) -> torch.Tensor:
         vector = self.vector.to(device=act.device, dtype=act.dtype)
         if vector.shape != act.shape[act.ndim - vector.ndim :]:
@@ -237,6 +285,10 @@ class Scale(Intervention):
 
     factor: float = 0.0
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "factor", check_finite_number(self.factor, f"Scale on {self.hook}: factor"))
+
     def new_value(self, act: torch.Tensor) -> torch.Tensor:
         return act * self.factor
 
@@ -248,6 +300,16 @@ class Project(Intervention):
     basis: torch.Tensor = None  # type: ignore[assignment]
     keep: bool = False
     _tensor_fields: ClassVar[tuple[str, ...]] = ("basis",)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.basis is None:
+            raise InterpError(f"Project on {self.hook} needs basis= (rows [k, d] spanning the subspace)")
+        basis = as_tensor(self.basis, f"Project on {self.hook}: basis")
+        if basis.ndim == 0 or basis.numel() == 0:
+            raise InterpError(f"Project on {self.hook}: basis is empty; give at least one row [k >= 1, d]")
+        check_finite_tensor(basis, f"Project on {self.hook}: basis")
+        object.__setattr__(self, "basis", basis)
 
     def new_value(self, act: torch.Tensor) -> torch.Tensor:
         basis = self.basis.to(device=act.device, dtype=torch.float32)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import platform
 import shutil
@@ -19,11 +20,55 @@ from typing import Any
 
 from interp.errors import InterpError
 
+log = logging.getLogger(__name__)
+
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def share(path: str | Path) -> None:
+    """Give `path` the permissions an ordinary `open`/`mkdir` would (0666/0777 less the umask).
+
+    Temporary files and folders (mkstemp, mkdtemp) and safetensors' writer create private 0600/0700
+    entries; everything the toolkit writes gets the same permissions as its siblings instead.
+    """
+    path = Path(path)
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_umask())
+
+
+def share_tree(root: str | Path) -> None:
+    """`share` on `root` and everything under it (symlinks are left alone)."""
+    root = Path(root)
+    share(root)
+    for folder, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            entry = Path(folder) / name
+            if not entry.is_symlink():
+                share(entry)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path` for a writer that wants a file name (e.g. `savefig`);
+    on success it gets the usual permissions and is renamed onto `path`, on error it is deleted.
+
+    >>> with atomic_path("out/heatmap.png") as tmp:
+    ...     figure.savefig(tmp, format="png")
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        share(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 _PACKAGES = ("interp-toolkit", "torch", "transformers", "numpy", "safetensors", "datasets")
@@ -66,16 +111,75 @@ def _jsonable(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
-def check_out_dir(out: str | Path, force: bool) -> Path:
-    """Refuse to write into an existing non-empty folder unless `force`."""
+def check_out_dir(out: str | Path, force: bool, resume: bool = False) -> Path:
+    """Check an output folder before any work starts: not a file, not a non-empty folder unless
+    `force` (or `resume`), and its parent writable with some free space."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InterpError(f"--out {out} is a file; name a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
+    if out.is_dir() and any(out.iterdir()) and not (force or resume):
         raise InterpError(
             f"--out {out} exists and is not empty; pass --force to replace it, or name a new folder"
         )
+    parent = next((p for p in (out.absolute(), *out.absolute().parents) if p.exists()), Path("/"))
+    if not parent.is_dir():
+        raise InterpError(f"--out {out}: {parent} is a file, so no folder can be made there")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InterpError(f"--out {out}: {parent} is not writable; name a folder you can write to")
+    free = shutil.disk_usage(parent).free
+    if free < MIN_FREE_BYTES:
+        raise InterpError(
+            f"--out {out}: only {free // 1024**2} MiB free on the disk holding {parent}; free some space "
+            "or write elsewhere"
+        )
     return out
+
+
+MIN_FREE_BYTES = 16 * 1024**2  # refuse to start a run that could not even write its results
+
+_OLD, _TMP = "old", "tmp"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _leftovers(out: Path) -> list[tuple[Path, str]]:
+    """Hidden `.{name}.{pid}.*.tmp|old` siblings of `out` left by runs that died (their pid is gone)."""
+    found = []
+    for entry in out.parent.glob(f".{glob_escape(out.name)}.*"):
+        parts = entry.name[len(out.name) + 2 :].split(".")
+        dead = len(parts) >= 3 and parts[0].isdigit() and not _pid_alive(int(parts[0]))
+        if dead and parts[-1] in (_OLD, _TMP):
+            found.append((entry, parts[-1]))
+    return found
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def clean_leftovers(out: str | Path) -> None:
+    """Remove temporary folders of killed runs next to `out`; if a kill came between moving the old
+    `out` aside and moving the new one in, put the old one back first (nothing is lost)."""
+    out = Path(out)
+    if not out.parent.is_dir():
+        return
+    for entry, kind in _leftovers(out):
+        if kind == _OLD and not out.exists() and (entry / out.name).exists():
+            os.replace(entry / out.name, out)
+            log.warning("restored %s, moved aside by a run that was killed before it finished", out)
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        log.info("removed %s, left by an interrupted run", entry)
 
 
 @contextlib.contextmanager
@@ -87,16 +191,31 @@ def atomic_dir(out: str | Path, force: bool = False) -> Iterator[Path]:
     """
     out = check_out_dir(out, force).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders
+    clean_leftovers(out)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.{os.getpid()}.", suffix=f".{_TMP}"))
+    share(tmp)  # mkdtemp makes 0700 folders
     try:
         yield tmp
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        share_tree(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    replace_dir(tmp, out)
+
+
+def replace_dir(new: Path, out: Path) -> None:
+    """Move folder `new` to `out`, moving an existing `out` aside first and deleting it only after:
+    a kill at any point leaves either the old folder, or the new one, never a half-deleted one
+    (`clean_leftovers` repairs the moment in between on the next run)."""
+    aside = None
+    if out.exists():
+        aside = Path(
+            tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.{os.getpid()}.", suffix=f".{_OLD}")
+        )
+        os.replace(out, aside / out.name)  # rename is atomic; the old folder stays whole
+    os.replace(new, out)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def write_result(

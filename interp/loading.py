@@ -2,22 +2,48 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from interp.errors import InterpError
 from interp.hooked import HookedModel
+from interp.validation import check_device
 
 logger = logging.getLogger(__name__)
+
+_UNSET = object()
+_DEFAULT_DEVICE: contextvars.ContextVar[str] = contextvars.ContextVar("interp_default_device", default="cpu")
+
+
+@contextlib.contextmanager
+def default_device(device: str) -> Iterator[str]:
+    """Inside the block, `load()` without `device=` puts models on `device` (checked first).
+
+    Commands use it so `--device` reaches every model a pipeline loads.
+
+    >>> with default_device("cpu"):
+    ...     model = interp.load("ioi-tiny")
+    """
+    token = _DEFAULT_DEVICE.set(check_device(device))
+    try:
+        yield device
+    finally:
+        _DEFAULT_DEVICE.reset(token)
 
 
 def _device(device: str | torch.device | None) -> torch.device:
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device, str):
+        check_device(device)
     return torch.device(device)
 
 
@@ -48,10 +74,26 @@ def _from_folder(
     return HookedModel(hf_model, tokenizer)
 
 
+def _from_local_folder(
+    path: Path, dtype: torch.dtype | None, trust_remote_code: bool, **kwargs: object
+) -> HookedModel:
+    """`_from_folder` on a local folder; unreadable files become one line naming the folder."""
+    try:
+        return _from_folder(path, dtype, trust_remote_code, **kwargs)
+    except InterpError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InterpError(
+            f"could not read the model in {path}: {first[:200]} (a corrupt or incomplete config.json or weights "
+            "file?); save the model again with save_pretrained"
+        ) from exc
+
+
 def load(
     model: str | Path | nn.Module,
     *,
-    device: str | torch.device | None = "cpu",
+    device: str | torch.device | None = _UNSET,  # type: ignore[assignment]
     dtype: torch.dtype | None = None,
     tokenizer: object | None = None,
     trust_remote_code: bool = False,
@@ -70,7 +112,7 @@ def load(
         if tokenizer is not None:
             hooked.tokenizer = tokenizer
     hooked.hf_model.eval()
-    return hooked.to(_device(device))
+    return hooked.to(_device(_DEFAULT_DEVICE.get() if device is _UNSET else device))
 
 
 def _load_named(
@@ -79,7 +121,7 @@ def _load_named(
     from interp import zoo
 
     if name in zoo.names():
-        return _from_folder(zoo.path(name), dtype, False)
+        return _from_local_folder(zoo.path(name), dtype, False)
     if name == "minilm":
         folder = _minilm_dir()
         if folder is None:
@@ -92,7 +134,11 @@ def _load_named(
                 f"{path} is not a model folder (no config.json); pass a folder written by save_pretrained, "
                 "a zoo name, or a hub id"
             )
-        return _from_folder(path, dtype, trust_remote_code, **kwargs)
+        return _from_local_folder(path, dtype, trust_remote_code, **kwargs)
+    if name.startswith((".", "/", "~")) or (
+        len(path.parts) > 1 and path.parent.is_dir() and path.parent != Path(".")
+    ):
+        raise InterpError(f"no such folder: {path} (a local model folder was meant; check the path)")
     if "/" not in name:
         known = ", ".join(zoo.names())
         raise InterpError(

@@ -106,6 +106,8 @@ def read_checkpoint(path: str | Path, sae: SparseAutoencoder) -> dict[str, Any]:
         OSError,
         EOFError,
         ValueError,
+        IndexError,  # the weights-only unpickler on a truncated file
+        AttributeError,
         pickle.UnpicklingError,
     ) as exc:
         raise InterpError(

@@ -30,7 +30,9 @@ def register(app: typer.Typer) -> None:
         dataset: str = typer.Option(
             None, "--dataset", help="datasets save_to_disk folder (default: the shipped corpus)."
         ),
-        context_len: int = typer.Option(64, "--context-len", help="Tokens per window."),
+        context_len: int = typer.Option(
+            None, "--context-len", help="Tokens per window (default 64, or the model's maximum positions)."
+        ),
         batch_size: int = typer.Option(1024, "--batch-size", help="Activations per step."),
         lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate."),
         sparsity_coef: float = typer.Option(
@@ -40,7 +42,10 @@ def register(app: typer.Typer) -> None:
         eval_windows: int = typer.Option(32, "--eval-windows", help="Held-out windows to evaluate on."),
         cache_dir: str = typer.Option(None, "--cache-dir", help="Cache activations here and reuse them."),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-        resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in OUT."),
+        resume: bool = typer.Option(
+            False, "--resume", help="Continue the run in OUT from its newest checkpoint (same inputs)."
+        ),
+        force: bool = typer.Option(False, "--force", help="Replace a non-empty OUT."),
         as_json: bool = typer.Option(False, "--json", help="Print result.json."),
     ) -> None:
         """Train an SAE on one hook of MODEL; writes OUT/sae, OUT/result.json and an evaluation report."""
@@ -64,7 +69,7 @@ def register(app: typer.Typer) -> None:
             cache_dir=cache_dir,
             device=device,
         )
-        result = pipeline.train_run(inputs, out, resume=resume, progress=not as_json)
+        result = pipeline.train_run(inputs, out, resume=resume, force=force, progress=not as_json)
         _show(result, as_json)
 
     @sae_app.command("eval")
@@ -76,8 +81,10 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print result.json."),
     ) -> None:
         """Evaluate a trained SAE: MSE, FVU, L0, dead/dense latents, CE loss recovered, KL, feature browser."""
+        from interp.validation import check_positive
         from saes import pipeline
 
+        check_positive(eval_windows, "--eval-windows")
         _show(pipeline.eval_run(run_dir, eval_windows=eval_windows), as_json)
 
     app.add_typer(sae_app, name="sae")

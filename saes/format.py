@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from interp.io import share_tree
+
 SAE_CFG_FILENAME = "cfg.json"
 SAE_WEIGHTS_FILENAME = "sae_weights.safetensors"
 TRAIN_CFG_FILENAME = "train_cfg.json"
@@ -42,6 +44,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         yield tmp
+        share_tree(tmp)  # mkdtemp and safetensors make private 0700/0600 entries
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import torch
 import interp
 from interp.errors import InterpError
 from interp.io import write_result
+from saes import run_checks
 from saes.config import SAEConfig, TrainConfig
 from saes.evaluate import evaluate
 from saes.format import RESULT_FILENAME
@@ -44,7 +45,8 @@ class RunInputs:
     expansion: int = 8
     tokens: int = 200_000
     dataset: str | None = None
-    context_len: int = 64
+    context_len: int | None = None
+    """Tokens per window (None: 64, or the model's maximum positions when shorter)."""
     batch_size: int = 1024
     lr: float = 1e-3
     sparsity_coef: float = 1.0
@@ -85,16 +87,20 @@ def _split(dataset: Any, eval_rows: int) -> tuple[Any, Any]:
 
 
 def train_run(
-    inputs: RunInputs, out: str | Path, *, resume: bool = False, progress: bool = True
+    inputs: RunInputs, out: str | Path, *, resume: bool = False, force: bool = False, progress: bool = True
 ) -> dict[str, Any]:
     """Train, save, evaluate and write `result.json`; returns its content.
 
     Example:
         >>> train_run(RunInputs("shakespeare-tiny", "blocks.1.hook_resid_post", "topk", k=16), "runs/topk")  # doctest: +SKIP
     """
-    out = Path(out)
+    run_checks.check_numbers(inputs)
+    out = run_checks.prepare_out(out, inputs, force=force, resume=resume)  # before any work starts
     model = interp.load(inputs.model, device=inputs.device)
+    if inputs.context_len is None:
+        inputs = replace(inputs, context_len=run_checks.default_context_len(model))
     hooks = [inputs.hook] + ([inputs.hook_out] if inputs.hook_out and inputs.hook_out != inputs.hook else [])
+    run_checks.check_hooks(hooks, model, inputs.context_len)
     train_ds, eval_ds = _split(load_dataset(inputs.dataset), eval_rows=200)
     store = ActivationStore(
         model,
@@ -133,6 +139,7 @@ def train_run(
     )
     start = time.perf_counter()
     trainer = Trainer(sae_cfg, train_cfg, device=inputs.device)
+    run_checks.record_inputs(out, inputs)  # what --resume compares against
     sae = trainer.fit(store.batches(n_tokens=inputs.tokens + inputs.batch_size), resume=resume)
     seconds = time.perf_counter() - start
     sae.save(out / "sae")

@@ -29,9 +29,10 @@ from tqdm import tqdm
 
 from interp.errors import InterpError, ShapeError
 from saes.architectures import SAELoss, SparseAutoencoder, build
-from saes.checkpoint import latest_checkpoint, read_checkpoint, write_checkpoint
+from saes.checkpoint import checkpoint_dirs, latest_checkpoint, read_checkpoint, write_checkpoint
 from saes.config import SAEConfig, TrainConfig
 from saes.distributed import DistContext
+from saes.interrupt import deferred_interrupt
 from saes.sparse import firing_counts
 
 logger = logging.getLogger(__name__)
@@ -113,12 +114,14 @@ class Trainer:
         self.sae.train()
         max_steps = self.tc.max_steps
         bar = tqdm(total=max_steps, initial=self.step, disable=not (self.tc.progress and self.dist.is_main))
-        with bar, self._wandb() as run:
+        with bar, self._wandb() as run, deferred_interrupt() as interrupt:
             for x, target, grad in stream:
                 if max_steps is not None and self.step >= max_steps:
                     break
                 terms = self._train_step(x, target, grad)
                 self._after_step(terms, x.shape[0], bar, run)
+                if interrupt.requested:
+                    self._checkpoint_and_stop()
         if self.step == 0:
             raise InterpError("no training batches: the dataset or activation stream is empty")
         if self.tc.checkpoint_dir and self._last_checkpoint_step != self.step:
@@ -289,14 +292,29 @@ class Trainer:
         self._last_checkpoint_step = self.step
         self.dist.barrier()
 
+    def _checkpoint_and_stop(self) -> None:
+        """Ctrl-C arrived during the last step: save it (when checkpointing) and stop."""
+        if self.tc.checkpoint_dir and self._last_checkpoint_step != self.step:
+            self.save_checkpoint()
+        where = f"checkpoint saved in {self.tc.checkpoint_dir}" if self.tc.checkpoint_dir else "no checkpoint_dir"
+        logger.warning("interrupted at step %d; %s", self.step, where)
+        raise KeyboardInterrupt
+
     def _resume(self) -> None:
         if not self.tc.checkpoint_dir:
             raise InterpError("resume=True needs TrainConfig.checkpoint_dir")
-        path = latest_checkpoint(self.tc.checkpoint_dir)
-        if path is None:
+        candidates = checkpoint_dirs(self.tc.checkpoint_dir)[::-1]  # newest first
+        if not candidates:
             logger.info("no checkpoint in %s; starting from scratch", self.tc.checkpoint_dir)
             return
-        state = read_checkpoint(path, self.sae)
+        for i, path in enumerate(candidates):
+            try:
+                state = read_checkpoint(path, self.sae)
+                break
+            except InterpError as exc:
+                if i + 1 == len(candidates):
+                    raise
+                logger.warning("%s; resuming from the previous checkpoint %s instead", exc, candidates[i + 1].name)
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.tokens = int(state["step"]), int(state["tokens"])
         self.tokens_since_fired = state["tokens_since_fired"].to(self.device)

@@ -10,6 +10,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from interp.io import share
+
 
 def _pyplot():
     import matplotlib.pyplot as plt
@@ -25,6 +27,7 @@ def save_figure(fig, path: str | Path) -> None:
     os.close(fd)
     try:
         fig.savefig(tmp, bbox_inches="tight", dpi=150)
+        share(tmp)  # mkstemp makes private 0600 files
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

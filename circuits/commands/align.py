@@ -51,14 +51,16 @@ def register(app: typer.Typer) -> None:
             False, "--no-control", help="Skip the random-init control (not recommended)."
         ),
         quick: bool = typer.Option(False, "--quick", help="Few steps and examples (a smoke test)."),
-        seed: int = typer.Option(0, "--seed"),
+        seed: int = typer.Option(0, "--seed", min=0),
         force: bool = typer.Option(False, "--force", help="Replace --out if it exists and is not empty."),
+        device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
         as_json: bool = typer.Option(False, "--json", help="Print result.json to stdout."),
     ) -> None:
         """Find where a high-level variable lives: IIA per location, beside a random-init control."""
         from rich.console import Console
 
         from circuits.abstraction.report import AlignOptions, align_report
+        from interp.loading import default_device
 
         if quick:
             steps, n_train, n_test = min(steps, 40), min(n_train, 128), min(n_test, 128)
@@ -76,7 +78,7 @@ def register(app: typer.Typer) -> None:
             seed=seed,
         )
         console = Console(stderr=True)
-        with console.status(f"align: {method} on {model}"):
+        with console.status(f"align: {method} on {model}"), default_device(device):
             payload = align_report(model, task, method, out, opts, force=force)
         if as_json:
             print(json.dumps(payload, indent=2))

@@ -28,30 +28,34 @@ def register(app: typer.Typer) -> None:
         formats: str = typer.Option(
             "json,dot,svg", "--format", help="Comma-separated: json, dot, svg, pdf, png, graphml, tikz."
         ),
-        n: int = typer.Option(32, "--n", help="Task examples."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the task examples."),
+        n: int = typer.Option(32, "--n", min=1, help="Task examples."),
+        seed: int = typer.Option(0, "--seed", min=0, help="Seed of the task examples."),
         ablation: str = typer.Option(
             None,
             "--ablation",
             help="corrupted, resample, mean or zero (default: the card's, else corrupted).",
         ),
-        steps: int = typer.Option(5, "--steps", help="Integrated-gradient steps (eap-ig, features)."),
+        steps: int = typer.Option(5, "--steps", min=1, help="Integrated-gradient steps (eap-ig, features)."),
         threshold: float = typer.Option(
             0.05, "--threshold", help="ACDC threshold, a fraction of the clean-minus-ablated metric."
         ),
         top_n: int = typer.Option(
-            20, "--top-n", help="Edges to export (scoring methods; ACDC exports what it kept)."
+            20, "--top-n", min=1, help="Edges to export (scoring methods; ACDC exports what it kept)."
         ),
         separate_qkv: bool = typer.Option(False, "--separate-qkv", help="Separate q/k/v inputs per head."),
         saes: str = typer.Option(None, "--saes", help="Comma-separated SAE folders (features)."),
         metric: str = typer.Option("logit_diff", "--metric", help="logit_diff or prob."),
         force: bool = typer.Option(False, "--force", help="Replace --out if it exists and is not empty."),
+        device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
         as_json: bool = typer.Option(False, "--json", help="Print result.json to stdout."),
     ) -> None:
         """Find the circuit behind a task, check it, and export the graph."""
         from rich.console import Console
 
         from circuits.discovery.report import CircuitOptions, circuit_report
+        from interp.io import check_out_dir
+        from interp.loading import default_device
+        from interp.validation import check_finite_number
 
         opts = CircuitOptions(
             task=task,
@@ -67,8 +71,10 @@ def register(app: typer.Typer) -> None:
             saes=_split(saes),
             metric=metric,
         )
+        check_finite_number(threshold, "--threshold")
+        check_out_dir(out, force)  # before any discovery starts
         console = Console(stderr=True)
-        with console.status(f"circuit: {method} on {model}"):
+        with console.status(f"circuit: {method} on {model}"), default_device(device):
             payload = circuit_report(model, out, opts, force=force)
         if as_json:
             print(json.dumps(payload, indent=2))

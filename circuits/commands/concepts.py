@@ -35,8 +35,9 @@ def register(app: typer.Typer) -> None:
             None, "--hook", help="Site hook for every method (default: each method's own)."
         ),
         quick: bool = typer.Option(False, "--quick", help="Few examples and training steps (a smoke test)."),
-        seed: int = typer.Option(0, "--seed"),
+        seed: int = typer.Option(0, "--seed", min=0),
         force: bool = typer.Option(False, "--force", help="Write into --out even if it is not empty."),
+        device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
         as_json: bool = typer.Option(False, "--json", help="Print result.json to stdout."),
     ) -> None:
         """How much does each concept cause the output? Every method's ICaCE estimate, scored by ICaCE error."""
@@ -49,6 +50,7 @@ def register(app: typer.Typer) -> None:
         from circuits.concepts.explain import ExplainConfig, explain, quick_configs, resolve_model
         from interp import io
         from interp.errors import InterpError
+        from interp.loading import default_device
         from interp.tasks.concepts import CONCEPTS
 
         def split_list(value: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -70,7 +72,7 @@ def register(app: typer.Typer) -> None:
         )
         io.check_out_dir(out, force)
         console = Console(stderr=True)
-        with console.status(f"concepts: {', '.join(chosen)} on {model}"):
+        with console.status(f"concepts: {', '.join(chosen)} on {model}"), default_device(device):
             report = explain(
                 resolve_model(model), cfg, task=task, method_configs=quick_configs() if quick else None
             )

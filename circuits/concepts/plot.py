@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from interp.io import share
+
 if TYPE_CHECKING:
     from circuits.concepts.explain import ConceptReport
 
@@ -51,7 +53,7 @@ def plot_report(report: ConceptReport, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp's file is private; a figure is meant to be shared
+    share(tmp)  # mkstemp's file is private; a figure gets the same permissions as its siblings
     try:
         fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120)
         os.replace(tmp, path)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from circuits.graph import layout
 from interp.errors import InterpError
-from interp.io import atomic_write_text
+from interp.io import atomic_write_text, share
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -292,6 +292,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        share(tmp)  # mkstemp makes private 0600 files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

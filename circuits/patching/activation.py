@@ -26,6 +26,7 @@ from circuits.patching.metrics import Metric, normalise, reducer
 from circuits.patching.runner import baselines, check_mode, pair, run_sets, sweep_budget, token_labels
 from circuits.patching.sites import Grid, Positions, grid, hook_kind, site_interventions
 from circuits.results import LabelledArray
+from interp.errors import InterpError
 from interp.hooked import HookedModel, Inputs
 from interp.interventions import Intervention
 
@@ -107,6 +108,11 @@ def patching_sweep(
     """
     check_mode(mode)
     clean_ids, corrupted_ids = pair(model, clean, corrupted)
+    if normalise_metric and torch.equal(clean_ids, corrupted_ids):  # decided on tokens, not on float metrics
+        raise InterpError(
+            "clean and corrupted inputs are the same tokens, so the metric is equal on both clean and corrupted "
+            "inputs and cannot be normalised; pick inputs that differ, or pass normalise_metric=False"
+        )
     grids, _ = sweep_grids(model, clean_ids, hooks, layers, positions, position_labels)
     source_ids, target_ids = (clean_ids, corrupted_ids) if mode == "denoise" else (corrupted_ids, clean_ids)
     reusable = [n for n, g in grids.items() if prefix_reuse and prefix.supported(model, [g])]

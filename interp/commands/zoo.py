@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
     def train_model(
         name: str = typer.Argument(..., help="A recipe name (see `interp zoo list`)."),
         out: Path = typer.Option(None, "--out", help="Folder to write (default: ./zoo-models/NAME)."),
-        seed: int = typer.Option(None, "--seed", help="Training seed (default: the recipe's)."),
+        seed: int = typer.Option(None, "--seed", min=0, help="Training seed (default: the recipe's)."),
         json_out: bool = typer.Option(False, "--json", help="Print the new card as JSON."),
     ) -> None:
         """Train a zoo model from its recipe and write it (config, safetensors, tokenizer, card)."""

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from interp.tasks.tokenizer import words_to_text
 from interp.tasks.vocab import encode_words
+from interp.validation import check_count
 
 
 @dataclass(frozen=True, eq=False)
@@ -186,6 +187,7 @@ class Task:
             >>> batch = interp.tasks.get("ioi").generate(4, seed=0)
             >>> batch.clean.shape, batch.positions["END"]
         """
+        check_count(n, seed)
         rng = np.random.default_rng(seed)
         builder = _Builder()
         for _ in range(n):

@@ -43,6 +43,7 @@ from interp.errors import InterpError, closest
 from interp.tasks.base import Task, TaskBatch
 from interp.tasks.tokenizer import words_to_text
 from interp.tasks.vocab import BOS_ID, VOCAB
+from interp.validation import check_count
 
 CONCEPTS: tuple[str, ...] = ("food", "service", "price", "ambiance")
 VALUES: dict[str, tuple[str, ...]] = {
@@ -241,6 +242,7 @@ class Concepts(Task):
     # -- sampling and rendering --------------------------------------------------------------------
     def sample(self, n: int, seed: int = 0) -> ConceptSample:
         """`n` reviews, a deterministic function of (config, n, seed)."""
+        check_count(n, seed)
         rng = np.random.default_rng([seed, 0xC0CE])
         k = len(CONCEPTS)
         values = rng.integers(0, 3, size=(n, k))

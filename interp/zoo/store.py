@@ -17,6 +17,7 @@ import torch
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from interp.errors import InterpError, closest
+from interp.io import share_tree
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,7 @@ def save(
         tok.save_pretrained(tmp)
         _portable_tokenizer_config(tmp)
         (tmp / CARD_FILE).write_text(json.dumps(model_card, indent=2) + "\n")
-        for file in tmp.iterdir():  # safetensors writes 0600 files; shipped files should be readable
-            file.chmod(0o644)
+        share_tree(tmp)  # safetensors writes 0600 files; shipped files get the usual permissions
         if out.exists():
             out.rename(old)
         tmp.rename(out)

@@ -15,10 +15,8 @@ from tests.tiny_models import VOCAB, make
 
 
 def zoo(name: str) -> interp.HookedModel:
-    try:
-        return interp.load(name)
-    except (InterpError, AttributeError, ImportError, OSError) as exc:  # the zoo is not shipped yet
-        pytest.skip(f"zoo model {name} unavailable: {exc}")
+    """A shipped zoo model; a load failure fails the test."""
+    return interp.load(name)
 
 
 @pytest.fixture(scope="module", params=["gpt2", "llama"])

@@ -101,8 +101,8 @@ def test_a_sweep_takes_few_forward_passes(model, pair):
     assert first.meta["forward_passes"] <= 3  # 2 baselines + 1 batched pass for all 56 patches
     # by default the per-position kinds reuse prefixes and z runs in full: same numbers, few passes
     mixed = patching.patching_sweep(model, *pair, METRIC, kinds)
-    for kind in kinds:
-        torch.testing.assert_close(mixed[kind].values, full[kind].values, atol=1e-5, rtol=0)
+    for kind in kinds:  # two code paths (prefix reuse vs full runs): equal up to float32 rounding
+        torch.testing.assert_close(mixed[kind].values, full[kind].values, atol=1e-4, rtol=0)
     assert mixed["z"].meta["forward_passes"] <= 2 + 3 + 3
 
 

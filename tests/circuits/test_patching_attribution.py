@@ -8,17 +8,14 @@ import torch
 
 import interp
 from circuits import patching
-from interp.errors import InterpError
 from tests.tiny_models import VOCAB, make
 
 METRIC = patching.logit_diff(answer=5, wrong=7, position=-1)
 
 
 def zoo(name: str) -> interp.HookedModel:
-    try:
-        return interp.load(name)
-    except (InterpError, AttributeError, ImportError, OSError) as exc:  # the zoo is not shipped yet
-        pytest.skip(f"zoo model {name} unavailable: {exc}")
+    """A shipped zoo model; a load failure fails the test."""
+    return interp.load(name)
 
 
 @pytest.fixture(scope="module")

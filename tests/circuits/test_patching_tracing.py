@@ -16,10 +16,8 @@ METRIC = patching.prob(answer=5, position=-1)
 
 
 def zoo(name: str) -> interp.HookedModel:
-    try:
-        return interp.load(name)
-    except (InterpError, AttributeError, ImportError, OSError) as exc:  # the zoo is not shipped yet
-        pytest.skip(f"zoo model {name} unavailable: {exc}")
+    """A shipped zoo model; a load failure fails the test."""
+    return interp.load(name)
 
 
 @pytest.fixture(scope="module")

@@ -104,16 +104,19 @@ def set_concept_on_site(
 
     At the site, x -> x - (x - means[value]) @ projector.T, where `projector` [d, d] projects onto
     the concept subspace (orthogonal for INLP, oblique for LEACE) and `means` [value, d] are the
-    class-conditional means of the site activation on training data.
+    class-conditional means of the site activation on training data. The edit is computed in float64
+    and rounded once to the activation's dtype.
     """
     targets = means[value]  # [edit, d_model]
     pos = edits.tokens.shape[1] - 1
 
+    p64 = projector.double()  # oblique projectors of ill-conditioned sites lose the erasure in float32
+
     def edit(act: Tensor, rows: Tensor) -> Tensor:
-        x = act[:, pos]  # [chunk, d_model]
-        t = targets[rows].to(act.device, act.dtype)
+        x = act[:, pos].double()  # [chunk, d_model]
+        t = targets[rows].to(act.device, torch.float64)
         new = act.clone()
-        new[:, pos] = x - (x - t) @ projector.to(act.device, act.dtype).T
+        new[:, pos] = (x - (x - t) @ p64.to(act.device).T).to(act.dtype)
         return new
 
     return output_dist(model, edits.tokens, edits.sample.task.label_ids, edit=edit, hook=hook)
