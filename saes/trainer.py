@@ -181,8 +181,12 @@ class Trainer:
     # ---- helpers ------------------------------------------------------------------------------
     def _stream(self, batches: Iterable[Any]) -> Iterator[Batch]:
         """Unpacked batches on the device, skipping the ones a resumed run already consumed."""
-        it = iter(batches)
-        skipped = sum(1 for _ in itertools.islice(it, self.step))
+        skip = getattr(batches, "skip_batches", None)  # e.g. a store: skips without computing
+        if self.step and callable(skip):
+            it, skipped = iter(skip(self.step)), self.step
+        else:
+            it = iter(batches)
+            skipped = sum(1 for _ in itertools.islice(it, self.step))
         if skipped < self.step:
             raise InterpError(f"cannot resume at step {self.step}: the data ran out after {skipped} batches")
         for batch in it:

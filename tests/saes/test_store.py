@@ -1,3 +1,5 @@
+import json
+
 import datasets
 import pytest
 import torch
@@ -111,3 +113,63 @@ def test_bad_inputs_are_clear_errors(model, tokens_ds):
         ActivationStore(model, datasets.Dataset.from_dict({"text": ["a"]}), HOOKS[0])
     with pytest.raises(InterpError, match="fewer than one batch"):
         list(ActivationStore(model, tokens_ds.select(range(2)), HOOKS[0], context_len=16, batch_size=4096))
+
+
+def _counting(model, monkeypatch):
+    calls = []
+    original = model.run_with_cache
+
+    def counted(*args, **kwargs):
+        calls.append(args[0].shape[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model, "run_with_cache", counted)
+    return calls
+
+
+def test_partial_pass_is_cached_and_reused(model, tokens_ds, tmp_path, monkeypatch):
+    kw = dict(context_len=16, batch_size=64, model_batch_size=4, shard_size=128)
+    reference = list(ActivationStore(model, tokens_ds, HOOKS, **kw))
+    first = ActivationStore(model, tokens_ds, HOOKS, cache_dir=tmp_path, **kw)
+    stream = iter(first)
+    for _ in range(3):
+        next(stream)
+    stream.close()  # interrupted: the shards written so far stay usable
+    index = json.loads((tmp_path / "index.json").read_text())
+    assert 0 < index["windows"] < 125 and not index["complete"]
+    assert sum(s["windows"] for s in index["shards"]) == index["windows"]
+    calls = _counting(model, monkeypatch)
+    second = ActivationStore(model, tokens_ds, HOOKS, cache_dir=tmp_path, **kw)
+    again = list(second)
+    assert sum(calls) == 125 - index["windows"]  # only the windows not on disk ran through the model
+    assert all(torch.equal(a[h], b[h]) for a, b in zip(reference, again, strict=True) for h in HOOKS)
+    assert json.loads((tmp_path / "index.json").read_text())["complete"] and second.from_cache
+    calls.clear()
+    third = list(ActivationStore(model, tokens_ds, HOOKS, cache_dir=tmp_path, **kw))
+    assert not calls and len(third) == len(reference)
+
+
+def test_skipped_batches_are_not_computed(model, tokens_ds, monkeypatch):
+    store = ActivationStore(model, tokens_ds, HOOKS[:2], context_len=16, batch_size=64, model_batch_size=4)
+    budget = 64 * 50  # a pass has 31 batches: this crosses into the second pass
+    reference = list(store.batches(n_tokens=budget))
+    assert len(reference) == 50
+    calls = _counting(model, monkeypatch)
+    for skip in (0, 5, 31, 40, 50):
+        calls.clear()
+        resumed = list(store.batches(n_tokens=budget).skip_batches(skip))
+        assert len(resumed) == 50 - skip
+        for a, b in zip(reference[skip:], resumed, strict=True):
+            assert all(torch.equal(a[h], b[h]) for h in HOOKS[:2])
+        if skip >= 31:  # a replay would run all 125 windows of pass 1 and all of pass 2 again
+            assert sum(calls) <= 125
+        if skip == 50:
+            assert not calls
+
+
+def test_forward_stops_after_the_last_needed_block(model, tokens_ds):
+    from saes.store import last_block
+
+    assert last_block(model, ["blocks.0.hook_resid_post", "blocks.1.attn.hook_z"]) == 1
+    assert last_block(model, ["hook_embed"]) == 0
+    assert last_block(model, ["ln_final.hook_normalized"]) is None
