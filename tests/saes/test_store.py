@@ -173,3 +173,32 @@ def test_forward_stops_after_the_last_needed_block(model, tokens_ds):
     assert last_block(model, ["blocks.0.hook_resid_post", "blocks.1.attn.hook_z"]) == 1
     assert last_block(model, ["hook_embed"]) == 0
     assert last_block(model, ["ln_final.hook_normalized"]) is None
+
+
+def test_resume_from_a_store_skips_consumed_batches_and_matches(model, tokens_ds, tmp_path, monkeypatch):
+    from saes.checkpoint import checkpoint_dirs
+
+    store = ActivationStore(model, tokens_ds, HOOKS[0], context_len=16, batch_size=64, model_batch_size=4)
+    cfg = saes.SAEConfig("topk", d_in=64, d_sae=128, k=4, hook_in=HOOKS[0])
+    kw = dict(lr=1e-3, total_steps=40, progress=False, dead_window_tokens=4096)
+    reference = saes.Trainer(cfg, saes.TrainConfig(**kw)).fit(store.batches(n_tokens=64 * 41))
+
+    class Crash(Exception):
+        pass
+
+    def crashing():
+        for i, batch in enumerate(store.batches(n_tokens=64 * 41)):
+            if i == 35:
+                raise Crash
+            yield batch
+
+    tc = saes.TrainConfig(**kw, checkpoint_dir=str(tmp_path), checkpoint_every=34)
+    with pytest.raises(Crash):
+        saes.Trainer(cfg, tc).fit(crashing())
+    assert [p.name for p in checkpoint_dirs(tmp_path)] == ["step_000000034"]
+    calls = _counting(model, monkeypatch)
+    resumed = saes.Trainer(cfg, tc).fit(store.batches(n_tokens=64 * 41), resume=True)
+    # 34 consumed batches (a whole pass and 3 more) were not recomputed
+    assert sum(calls) <= 125
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
