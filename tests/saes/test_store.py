@@ -202,3 +202,21 @@ def test_resume_from_a_store_skips_consumed_batches_and_matches(model, tokens_ds
     assert sum(calls) <= 125
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_fit_many_trains_each_hook_like_its_own_run(model, tokens_ds, monkeypatch):
+    hooks = ["blocks.0.hook_resid_post", "blocks.1.hook_mlp_out"]
+    store = ActivationStore(model, tokens_ds, hooks, context_len=16, batch_size=64, model_batch_size=4)
+    tc = saes.TrainConfig(lr=1e-3, total_steps=12, progress=False)
+    cfgs = {h: saes.SAEConfig("topk", d_in=64, d_sae=128, k=4, hook_in=h) for h in hooks}
+    calls = _counting(model, monkeypatch)
+    together = saes.fit_many({h: saes.Trainer(c, tc) for h, c in cfgs.items()}, store.batches(64 * 13))
+    assert sum(calls) <= 125  # one forward per chunk for both SAEs
+    for h, cfg in cfgs.items():
+        alone = saes.Trainer(cfg, tc).fit(
+            ActivationStore(model, tokens_ds, h, context_len=16, batch_size=64, model_batch_size=4).batches(
+                64 * 13
+            )
+        )
+        for (name, a), b in zip(alone.state_dict().items(), together[h].state_dict().values(), strict=True):
+            assert torch.allclose(a, b, atol=1e-6), (h, name)
