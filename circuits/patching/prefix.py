@@ -23,16 +23,16 @@ batched sweep up to float rounding (tested on GPT-2, GPT-NeoX and Llama-style mo
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from circuits.patching import hf_compat
 from circuits.patching.sites import Grid
 from interp.batched import bytes_per_example
 from interp.hooked import HookedModel
@@ -49,11 +49,13 @@ through all four blocks; GPU kernel launches make small passes relatively dearer
 
 
 def supported(model: HookedModel, grids: Sequence[Grid], mask: Tensor | None = None) -> bool:
-    """Whether `grids` can be swept with prefix reuse on `model` (causal decoder, per-position kinds)."""
+    """Whether `grids` can be swept with prefix reuse on `model` (causal decoder, per-position kinds,
+    and the transformers internals it needs work on this model class: `hf_compat.usable`)."""
     return (
         mask is None
         and not model.cfg.is_encoder
         and all(g.per == "position" and g.kind.short in REUSABLE_KINDS for g in grids)
+        and hf_compat.usable(model)
     )
 
 
@@ -204,7 +206,7 @@ def run_target(model: HookedModel, ids: Tensor, names: Sequence[str]) -> Target:
         probe.remove()
     return Target(
         _outputs(out),
-        [(layer.keys, layer.values) for layer in out.past_key_values.layers],
+        hf_compat.keys_values(hf_compat.returned_cache(out)),
         {name: store[name] for name in names},
         isinstance(outputs[0], Tensor),
     )
@@ -215,23 +217,6 @@ def _keep(store: dict[str, Tensor]) -> Callable[[Tensor, str], None]:
         store[name] = act.detach()
 
     return keep
-
-
-@contextlib.contextmanager
-def _skipped(model: HookedModel, n_skip: int) -> Iterator[None]:
-    """Blocks 0..n_skip-1 pass their input through: block n_skip's input is replaced anyway."""
-    blocks = model.module(model.adapter.layers)
-    for block in blocks[:n_skip]:
-        block.forward = _pass_through
-    try:
-        yield
-    finally:
-        for block in blocks[:n_skip]:
-            del block.forward
-
-
-def _pass_through(hidden_states: Tensor, *args: object, **kwargs: object) -> Tensor:
-    return hidden_states
 
 
 def _editor(
@@ -266,12 +251,8 @@ def run_pass(
     example = torch.arange(batch).repeat(len(group))  # row -> example
     past = None
     if p0 > 0:
-        from transformers import DynamicCache
-
-        past = DynamicCache(
-            ddp_cache_data=[(k[example, :, :p0], v[example, :, :p0]) for k, v in target.keys_values],
-            config=model.hf_model.config,
-        )
+        prefix_kv = [(k[example, :, :p0], v[example, :, :p0]) for k, v in target.keys_values]
+        past = hf_compat.build_cache(prefix_kv, model.hf_model.config)
     by_hook: dict[str, list[tuple[int, Cell]]] = {}
     for slot, cell in enumerate(group):
         by_hook.setdefault(cell.hook, []).append((slot, cell))
@@ -289,10 +270,10 @@ def run_pass(
         hooks[hook] = _editor(inject if hook == inject_hook else None, rows, pos - p0, values)
     extra = {"logits_to_keep": kept - p0} if _takes_logits_to_keep(type(model.hf_model)) else {}
     device = model.device
-    with torch.no_grad(), _skipped(model, l0), model.hooks(hooks):
-        out = model.hf_model(
-            input_ids=ids[example, p0:].to(device), past_key_values=past, use_cache=past is not None, **extra
-        )
+    blocks = model._module(model.adapter.layers)
+    kv = hf_compat.cache_kwargs(type(model.hf_model), past)
+    with torch.no_grad(), hf_compat.skipped(blocks, l0), model.hooks(hooks):
+        out = model.hf_model(input_ids=ids[example, p0:].to(device), **kv, **extra)
     logits = _outputs(out)
     return (logits if extra else logits[:, kept - p0]), kept
 

@@ -55,7 +55,7 @@ def test_equals_full_rows(family, overhead, monkeypatch):
     for kind in ("resid_pre", "mlp_out"):
         torch.testing.assert_close(fast[kind].values, full[kind].values, atol=2e-5, rtol=0)
     assert model.hooks_installed() == 0
-    blocks = model._module(model.adapter.layers)
+    blocks = model.module(model.adapter.layers)
     assert all("forward" not in vars(block) for block in blocks)  # pass-throughs removed
 
 
@@ -108,3 +108,44 @@ def test_bench_agrees_with_transformer_lens():
         assert max(entry["max_abs_diff_vs_reference"].values()) < 1e-4
         assert set(entry["median_seconds"]) == {"hf_forward", "ours", "ours_full_rows", "transformer_lens"}
     assert len(table(results)["rows"]) == 2
+
+
+def test_transformers_internals_live_behind_one_shim():
+    from circuits.patching import hf_compat
+
+    model = interp.HookedModel(make("llama"))
+    assert hf_compat.usable(model)
+    hf = model.hf_model
+    ids = torch.randint(0, VOCAB, (2, N_POS), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        full = hf(input_ids=ids, use_cache=True)
+        layers = hf_compat.keys_values(hf_compat.returned_cache(full))
+        cache = hf_compat.build_cache([(k[:, :, :4], v[:, :, :4]) for k, v in layers], hf.config)
+        suffix = hf(input_ids=ids[:, 4:], **hf_compat.cache_kwargs(type(hf), cache))
+    torch.testing.assert_close(suffix.logits, full.logits[:, 4:], atol=2e-5, rtol=0)
+    blocks = model.module(model.adapter.layers)
+    x = torch.randn(2, 3, model.cfg.d_model)
+    with hf_compat.skipped(blocks, 2):
+        assert blocks[0](x) is x and blocks[1](x, "anything", key=1) is x
+    assert all("forward" not in vars(block) for block in blocks)
+
+
+def test_falls_back_to_full_rows_when_the_internals_change(monkeypatch):
+    from circuits.patching import hf_compat
+
+    model = interp.HookedModel(make("gpt2"))
+    clean, corrupted = inputs()
+    reference = patching.patching_sweep(
+        model, clean, corrupted, METRIC, ["resid_pre"], normalise_metric=False, prefix_reuse=False
+    )
+
+    def gone(*args, **kwargs):
+        raise TypeError("DynamicCache.__init__() got an unexpected keyword argument")
+
+    monkeypatch.setattr(hf_compat, "build_cache", gone)
+    monkeypatch.setattr(hf_compat, "_probed", {})
+    assert not hf_compat.usable(model)
+    assert not prefix.supported(model, [])
+    fallback = patching.patching_sweep(model, clean, corrupted, METRIC, ["resid_pre"], normalise_metric=False)
+    torch.testing.assert_close(fallback["resid_pre"].values, reference["resid_pre"].values, atol=2e-5, rtol=0)
+    assert fallback["resid_pre"].meta["forward_passes"] == reference["resid_pre"].meta["forward_passes"]

@@ -1,0 +1,163 @@
+"""Hook overhead as a user meets it: the whole `run_with_cache` call, the cache kept alive, a fresh model per run.
+
+Independent of `interp.bench` (which times back-to-back calls on one warmed-up model and drops each
+result at once). Here every run builds a fresh model from the same weights, then times `calls`
+consecutive calls, keeping every output alive until the run ends (as a loop that collects caches
+does). Contenders, interleaved run by run, medians of the per-call time over runs:
+
+- `hf`: the plain Hugging Face forward (default attention implementation), logits kept;
+- `hf_eager`: the same with eager attention (what caching `hook_pattern` needs);
+- `cache_all`: `model.run_with_cache(ids)`, every hook point, caches kept;
+- `cache_all_dropped`: the same, each cache dropped at once (the `interp bench` setting);
+- `cache_no_pattern`: every hook point except `attn.hook_pattern` (no switch to eager attention).
+
+Ratios are against `hf`. Targets: `cache_all` <= 1.10x at 16x128 and <= 1.15x at 1x16.
+
+OMP_WAIT_POLICY=PASSIVE python experiments/bench/hook_overhead.py [--runs 15] [--device cuda] [--out F]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported
+
+import argparse  # noqa: E402
+import gc  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
+
+from interp.hooked import HookedModel  # noqa: E402
+from interp.io import atomic_write_text, package_versions  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "results" / "hook_overhead.json"
+SHAPES = ((16, 128), (1, 16))
+
+
+def _config() -> GPT2Config:
+    return GPT2Config(
+        n_layer=4, n_embd=256, n_head=4, vocab_size=4096, n_positions=256, bos_token_id=0, eos_token_id=0
+    )
+
+
+def _fresh(state: dict, device: str, attn: str | None) -> GPT2LMHeadModel:
+    cfg = _config()
+    if attn is not None:
+        cfg._attn_implementation = attn
+    model = GPT2LMHeadModel(cfg)
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _contenders(state: dict, device: str) -> dict[str, Callable[[], Callable[[torch.Tensor], object]]]:
+    """name -> a factory building a fresh model and returning the call to time."""
+
+    def hf(attn: str | None):
+        def make():
+            model = _fresh(state, device, attn)
+            return lambda ids: model(input_ids=ids, use_cache=False).logits
+
+        return make
+
+    def ours(names, keep: bool):
+        def make():
+            model = HookedModel(_fresh(state, device, None))
+
+            def call(ids):
+                out = model.run_with_cache(ids, names=names)
+                return out if keep else None
+
+            return call
+
+        return make
+
+    return {
+        "hf": hf(None),
+        "hf_eager": hf("eager"),
+        "cache_all": ours(None, True),
+        "cache_all_dropped": ours(None, False),
+        "cache_no_pattern": ours(lambda n: "pattern" not in n, True),
+    }
+
+
+def _one_run(make: Callable, ids: torch.Tensor, calls: int, device: str) -> float:
+    """Per-call seconds over `calls` calls on a fresh model, every output kept until the end."""
+    fn = make()
+    kept = []
+    gc.collect()
+    _sync(device)
+    start = time.perf_counter()
+    with torch.no_grad():
+        for _ in range(calls):
+            kept.append(fn(ids))
+        _sync(device)
+    seconds = (time.perf_counter() - start) / calls
+    del kept
+    return seconds
+
+
+def run(runs: int, device: str, calls_big: int, calls_small: int) -> dict:
+    torch.manual_seed(0)
+    state = GPT2LMHeadModel(_config()).state_dict()
+    contenders = _contenders(state, device)
+    results: dict = {
+        "method": "fresh model per run; whole run_with_cache call timed; outputs kept alive; interleaved; medians",
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "versions": package_versions(),
+        "loadavg_before": os.getloadavg(),
+        "shapes": {},
+    }
+    for batch, pos in SHAPES:
+        ids = torch.randint(0, 4096, (batch, pos), generator=torch.Generator().manual_seed(0)).to(device)
+        calls = calls_big if batch * pos > 1000 else calls_small
+        samples: dict[str, list[float]] = {k: [] for k in contenders}
+        for make in contenders.values():  # warm up kernels and imports once
+            _one_run(make, ids, 1, device)
+        for _ in range(runs):
+            for name, make in contenders.items():
+                samples[name].append(_one_run(make, ids, calls, device))
+        med = {k: statistics.median(v) for k, v in samples.items()}
+        results["shapes"][f"{batch}x{pos}"] = {
+            "calls_per_run": calls,
+            "median_seconds_per_call": med,
+            "ratio_vs_hf": {k: v / med["hf"] for k, v in med.items() if k != "hf"},
+        }
+        print(f"{batch}x{pos}", {k: round(v / med["hf"], 3) for k, v in med.items()}, flush=True)
+    results["loadavg_after"] = os.getloadavg()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=15, help="fresh-model runs per contender (medians)")
+    parser.add_argument("--calls", type=int, default=4, help="calls per run at 16x128")
+    parser.add_argument("--calls-small", type=int, default=20, help="calls per run at 1x16")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--out", type=Path, default=None, help=f"default {OUT} (or hook_overhead_<device>.json)"
+    )
+    args = parser.parse_args()
+    out = args.out or (
+        OUT if args.device == "cpu" else OUT.with_name(f"hook_overhead_{args.device.split(':')[0]}.json")
+    )
+    results = run(args.runs, args.device, args.calls, args.calls_small)
+    atomic_write_text(out, json.dumps(results, indent=2))
+    print("wrote", out)
+
+
+if __name__ == "__main__":
+    main()
