@@ -93,5 +93,7 @@ def dispatch(
             )
     hf_model = accelerate.dispatch_model(hf_model, device_map=dict(device_map), offload_dir=offload_folder)
     hf_model.hf_device_map = dict(device_map)
-    logger.info("dispatched %s over %s", type(hf_model).__name__, sorted({str(v) for v in device_map.values()}))
+    logger.info(
+        "dispatched %s over %s", type(hf_model).__name__, sorted({str(v) for v in device_map.values()})
+    )
     return hf_model
