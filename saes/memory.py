@@ -57,3 +57,13 @@ def per_rank(device: torch.device, ctx: DistContext) -> list[MemoryReport]:
     mine = peak(device, ctx.rank)
     values = ctx.gather(torch.tensor([mine.peak_bytes], dtype=torch.int64))
     return [MemoryReport(r, mine.device, int(v), mine.measure) for r, v in enumerate(values.tolist())]
+
+
+def state_bytes(module: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> int:
+    """Bytes of a module's parameters, buffers, gradients and optimizer state: the part of training
+    memory that placement decides (exact on any device, unlike a process-wide peak)."""
+    tensors = [*module.parameters(), *module.buffers()]
+    tensors += [p.grad for p in module.parameters() if p.grad is not None]
+    if optimizer is not None:
+        tensors += [v for s in optimizer.state.values() for v in s.values() if isinstance(v, torch.Tensor)]
+    return sum(t.numel() * t.element_size() for t in tensors)
