@@ -5,7 +5,7 @@ from saes.architectures import REGISTRY, SAELoss, SparseAutoencoder, build
 from saes.config import SAEConfig, TrainConfig
 from saes.evaluate import EvalResult, evaluate
 from saes.io import load
-from saes.multi import MultiTrainer
+from saes.parallel import ParallelTrainer
 from saes.report import write_report
 from saes.store import ActivationStore
 from saes.trainer import Trainer, TrainingDivergedError
@@ -14,7 +14,7 @@ __all__ = [
     "REGISTRY",
     "ActivationStore",
     "EvalResult",
-    "MultiTrainer",
+    "ParallelTrainer",
     "SAEConfig",
     "SAELoss",
     "SparseAutoencoder",

@@ -140,7 +140,7 @@ class Trainer:
         return self.sae
 
     def train_batch(self, batch: Any) -> int:
-        """Train on one batch, for code that drives several trainers in lockstep (`saes.multi`).
+        """Train on one batch, for code that drives several trainers in lockstep (`saes.parallel`).
 
         Like `fit`, the first `norm_estimation_batches` batches initialise the SAE and are then trained
         on. Returns the number of optimiser steps taken (0 while those first batches are collected).

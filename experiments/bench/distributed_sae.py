@@ -1,5 +1,5 @@
 """SAE training across ranks: peak memory per rank and throughput on 1, 2 and 4 ranks, data-parallel
-against hooks distributed over ranks (`saes.MultiTrainer`), beside sparsify's published figures.
+against hooks distributed over ranks (`saes.ParallelTrainer`), beside sparsify's published figures.
 
 Each configuration is one `torchrun --standalone` job training one TopK SAE per hook on synthetic
 activations (Gaussian, generated on the device each step; no model forward). Per-rank batch is fixed
@@ -64,7 +64,7 @@ def worker(args: argparse.Namespace) -> None:
     d_sae = args.d_in * args.expansion
     cfgs = [saes.SAEConfig("topk", d_in=args.d_in, d_sae=d_sae, k=args.k, hook_in=h) for h in hooks]
     tc = saes.TrainConfig(lr=2e-4, total_steps=args.steps, progress=False, log_every=10**9)
-    trainer = saes.MultiTrainer(cfgs, tc, dist=ctx, placement=args.placement, device=device)
+    trainer = saes.ParallelTrainer(cfgs, tc, dist=ctx, placement=args.placement, device=device)
     stamps: list[float] = []
 
     def batches():

@@ -12,7 +12,7 @@ Two placements, one code path (with one process both are plain single-process tr
 
     ctx = saes.distributed.init_distributed()
     cfgs = [saes.SAEConfig("topk", d_in=768, d_sae=24576, k=32, hook_in=h) for h in hooks]
-    trainer = saes.MultiTrainer(cfgs, train_cfg, dist=ctx, placement="distribute_hooks")
+    trainer = saes.ParallelTrainer(cfgs, train_cfg, dist=ctx, placement="distribute_hooks")
     mine = trainer.fit(saes.distributed.shard_batches(store, ctx))   # {hook: SAE} owned by this rank
 
 Batches are dicts {hook: [batch, d]} as an `ActivationStore` yields them (all ranks the same keys).
@@ -43,13 +43,13 @@ Placement = Literal["data_parallel", "distribute_hooks"]
 PLACEMENTS: tuple[str, ...] = ("data_parallel", "distribute_hooks")
 
 
-class MultiTrainer:
+class ParallelTrainer:
     """Train one SAE per config in lockstep; `fit` returns {hook_in: SAE} for the SAEs this rank owns.
 
     Example:
         >>> cfgs = [saes.SAEConfig("topk", d_in=16, d_sae=64, k=4, hook_in=h) for h in ("a", "b")]
         >>> batches = ({"a": torch.randn(64, 16), "b": torch.randn(64, 16)} for _ in range(5))
-        >>> trained = saes.MultiTrainer(cfgs, saes.TrainConfig(progress=False)).fit(batches)
+        >>> trained = saes.ParallelTrainer(cfgs, saes.TrainConfig(progress=False)).fit(batches)
         >>> sorted(trained)
         ['a', 'b']
     """
@@ -67,7 +67,9 @@ class MultiTrainer:
             raise InterpError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
         hooks = [cfg.hook_in for cfg in cfgs]
         if not hooks or len(set(hooks)) != len(hooks) or "" in hooks:
-            raise InterpError(f"MultiTrainer needs SAE configs with distinct, non-empty hook_in; got {hooks}")
+            raise InterpError(
+                f"ParallelTrainer needs SAE configs with distinct, non-empty hook_in; got {hooks}"
+            )
         self.cfgs = list(cfgs)
         self.tc = train_cfg or TrainConfig()
         self.dist = dist or DistContext()
@@ -102,7 +104,7 @@ class MultiTrainer:
                     break
                 if not isinstance(batch, dict):
                     raise InterpError(
-                        f"MultiTrainer reads batches {{hook: activations}}, got {type(batch).__name__}"
+                        f"ParallelTrainer reads batches {{hook: activations}}, got {type(batch).__name__}"
                     )
                 mine = self._exchange(batch) if self.placement == "distribute_hooks" else batch
                 for trainer in self.trainers.values():

@@ -16,12 +16,12 @@ import saes
 from interp.errors import InterpError
 from saes.distributed import DistContext
 
-WORKER = Path(__file__).with_name("multi_worker.py")
+WORKER = Path(__file__).with_name("parallel_worker.py")
 ROOT = Path(__file__).resolve().parents[2]  # the workers import this checkout, whatever is installed
 
 
 def _worker():
-    spec = importlib.util.spec_from_file_location("multi_worker", WORKER)
+    spec = importlib.util.spec_from_file_location("parallel_worker", WORKER)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -73,7 +73,7 @@ def test_one_process_placements_are_the_same_training():
     worker = _worker()
     tc = saes.TrainConfig(lr=3e-3, total_steps=6, progress=False)
     results = [
-        saes.MultiTrainer(worker.configs(), tc, placement=p).fit(worker.global_batches(6))
+        saes.ParallelTrainer(worker.configs(), tc, placement=p).fit(worker.global_batches(6))
         for p in ("data_parallel", "distribute_hooks")
     ]
     for hook in ("a", "b", "c"):
@@ -86,8 +86,8 @@ def test_one_process_placements_are_the_same_training():
 def test_bad_multi_inputs_are_clear_errors():
     cfg = saes.SAEConfig("topk", d_in=8, d_sae=16, k=2, hook_in="a")
     with pytest.raises(InterpError, match="distinct"):
-        saes.MultiTrainer([cfg, cfg])
+        saes.ParallelTrainer([cfg, cfg])
     with pytest.raises(InterpError, match="placement"):
-        saes.MultiTrainer([cfg], placement="everywhere")
+        saes.ParallelTrainer([cfg], placement="everywhere")
     with pytest.raises(InterpError, match="hook"):
-        saes.MultiTrainer([cfg], saes.TrainConfig(progress=False)).fit([torch.randn(4, 8)])
+        saes.ParallelTrainer([cfg], saes.TrainConfig(progress=False)).fit([torch.randn(4, 8)])

@@ -1,6 +1,6 @@
-"""Worker for test_multi.py; the same script runs under `torchrun` (2 ranks) or in-process (1 rank).
+"""Worker for test_parallel.py; the same script runs under `torchrun` (2 ranks) or in-process (1 rank).
 
-python multi_worker.py OUT data_parallel,distribute_hooks
+python parallel_worker.py OUT data_parallel,distribute_hooks
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def configs() -> list[saes.SAEConfig]:
 
 def train(out: Path, ctx: DistContext, placement: str) -> dict:
     tc = saes.TrainConfig(lr=3e-3, total_steps=STEPS, lr_decay_steps=5, progress=False, log_every=1)
-    trainer = saes.MultiTrainer(configs(), tc, dist=ctx, placement=placement)
+    trainer = saes.ParallelTrainer(configs(), tc, dist=ctx, placement=placement)
     trained = trainer.fit(shard_batches(global_batches(), ctx))
     out.mkdir(parents=True, exist_ok=True)
     for hook, sae in trained.items():
