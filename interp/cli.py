@@ -4,18 +4,22 @@ Commands of the `interp` package are listed in `_BUILTIN_COMMANDS`; `saes`, `cir
 packages add theirs through the `interp.commands` entry-point group, each entry pointing at a
 `register(app: typer.Typer) -> None` function. That keeps the dependency direction one way:
 this module never imports `saes` or `circuits`.
+
+Start-up stays fast (`interp --help` imports no torch): command modules import what they need when
+they run, and `main` sets the CPU thread policy (`interp.threads`) before anything imports torch.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from importlib.metadata import entry_points
 
 import typer
-from rich.console import Console
 
 from interp.errors import InterpError
+from interp.threads import apply_thread_policy
 
 app = typer.Typer(
     name="interp",
@@ -33,8 +37,6 @@ _BUILTIN_COMMANDS: tuple[str, ...] = (
     "interp.commands.bench",
 )
 
-_err = Console(stderr=True)
-
 
 def _register_all() -> None:
     for module_path in _BUILTIN_COMMANDS:
@@ -51,15 +53,26 @@ def _root() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI. Usage errors are click's (exit 2); library errors on bad input become one red
     line and exit code 2, never a traceback."""
+    apply_thread_policy()
+    _quiet_weight_loading()
     _register_all()
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # weight-loading bars would drown the CLI's own output
     try:
         app(args=argv, prog_name="interp")
     except InterpError as exc:
-        _err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
+
+
+def _quiet_weight_loading() -> None:
+    """Weight-loading bars would drown the CLI's own output; without importing transformers."""
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    else:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 if __name__ == "__main__":

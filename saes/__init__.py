@@ -1,28 +1,86 @@
 """saes: sparse autoencoders over hooked models -- architectures, activation store, trainer,
-evaluation, and the SAELens file format."""
+evaluation, and the SAELens file format.
 
-from saes.architectures import REGISTRY, SAELoss, SparseAutoencoder, build
-from saes.config import SAEConfig, TrainConfig
-from saes.evaluate import EvalResult, evaluate
-from saes.io import load
-from saes.parallel import ParallelTrainer
-from saes.report import write_report
-from saes.store import ActivationStore
-from saes.trainer import Trainer, TrainingDivergedError
+Names are imported on first use (PEP 562), so the CLI can register `interp sae` without torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "REGISTRY": "saes.architectures",
+    "SAELoss": "saes.architectures",
+    "SparseAutoencoder": "saes.architectures",
+    "build": "saes.architectures",
+    "SAEConfig": "saes.config",
+    "TrainConfig": "saes.config",
+    "EvalResult": "saes.evaluate",
+    "evaluate": "saes.evaluate",
+    "load": "saes.io",
+    "write_report": "saes.report",
+    "ActivationStore": "saes.store",
+    "ShardCache": "saes.shards",
+    "Trainer": "saes.trainer",
+    "TrainingDivergedError": "saes.trainer",
+    "fit_many": "saes.multi",
+    "ParallelTrainer": "saes.parallel",
+}
 
 __all__ = [
-    "REGISTRY",
     "ActivationStore",
     "EvalResult",
     "ParallelTrainer",
+    "REGISTRY",
     "SAEConfig",
     "SAELoss",
+    "ShardCache",
     "SparseAutoencoder",
     "TrainConfig",
     "Trainer",
     "TrainingDivergedError",
     "build",
     "evaluate",
+    "fit_many",
     "load",
     "write_report",
 ]
+
+if TYPE_CHECKING:
+    from saes.architectures import REGISTRY, SAELoss, SparseAutoencoder, build
+    from saes.config import SAEConfig, TrainConfig
+    from saes.evaluate import EvalResult, evaluate
+    from saes.io import load
+    from saes.multi import fit_many
+    from saes.parallel import ParallelTrainer
+    from saes.report import write_report
+    from saes.shards import ShardCache
+    from saes.store import ActivationStore
+    from saes.trainer import Trainer, TrainingDivergedError
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'saes' has no attribute {name!r}")
+    value = globals()[name] = getattr(importlib.import_module(_EXPORTS[name]), name)
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+class _Package(types.ModuleType):
+    """`saes.evaluate` is both a submodule and a function: importing the submodule must not replace
+    the function (the import system binds each submodule on its package with setattr)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == value.__name__:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

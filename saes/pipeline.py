@@ -26,7 +26,7 @@ from saes.evaluate import evaluate
 from saes.format import RESULT_FILENAME
 from saes.io import load
 from saes.report import write_report
-from saes.store import ActivationStore
+from saes.store import ActivationStore, token_windows
 from saes.trainer import Trainer
 
 logger = logging.getLogger(__name__)
@@ -136,9 +136,13 @@ def train_run(
     sae = trainer.fit(store.batches(n_tokens=inputs.tokens + inputs.batch_size), resume=resume)
     seconds = time.perf_counter() - start
     sae.save(out / "sae")
+    window = dict(trainer.last_metrics)
     metrics = {
         "train": {
-            **trainer.last_metrics,
+            # means over the last logging window; `mse` per element in model units, as in `eval`
+            "mse": window.pop("mse_per_element"),
+            "mse_normalized": window.pop("mse"),
+            **window,
             "steps": trainer.step,
             "tokens": trainer.tokens,
             "seconds": round(seconds, 3),
@@ -181,9 +185,7 @@ def eval_run(run_dir: str | Path, *, eval_windows: int | None = None) -> dict[st
 
 
 def _evaluate_into(sae: Any, model: Any, eval_ds: Any, inputs: RunInputs, out: Path) -> dict[str, Any]:
-    hooks = [sae.cfg.hook_in]
-    store = ActivationStore(model, eval_ds, hooks, context_len=inputs.context_len, batch_size=1)
-    tokens = store.token_windows(inputs.eval_windows)
+    tokens = token_windows(model, eval_ds, inputs.eval_windows, inputs.context_len)  # no second store
     result = evaluate(sae, model, tokens.to(torch.device(inputs.device)))
     write_report(result, out, title=f"{sae.cfg.arch} SAE on {inputs.model} {sae.cfg.hook_in}")
     return result.metrics

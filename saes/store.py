@@ -2,40 +2,45 @@
 
 How a pass works:
 1. Documents (a text column, tokenised with the model's tokenizer, or a column of token ids) are joined
-   into one token stream (separated by EOS when the tokenizer has one) and cut into `context_len` windows.
-2. Windows run through the model `model_batch_size` at a time; every requested hook is recorded in the
-   same forward pass and flattened to [batch * pos, width] (`attn.hook_z` heads are concatenated).
-3. Activations go through a shuffle buffer (seeded: every pass yields the same batches), and leave as
+   into one token stream (separated by EOS when the tokenizer has one) and cut into `context_len` windows;
+   `model_batch_size` windows make one chunk.
+2. Each chunk runs through the model once, stopping after the last block any requested hook lives in
+   (no later blocks, no unembedding); every requested hook is recorded in that forward and flattened to
+   [batch * pos, width] (`attn.hook_z` heads concatenated), on the model's device.
+3. Activations go through a shuffle buffer (seeded: every pass yields the same batches) and leave as
    `dict[hook name -> Tensor[batch_size, width]]`, the same rows for every hook, so a transcoder's input
-   and output stay paired.
+   and output stay paired and SAEs on several hooks can train from one forward (`saes.fit_many`).
 
-With `cache_dir`, the raw activations of a full pass are written as safetensors shards plus a
-`manifest.json` describing what produced them; a later store with the same model, data, hooks and
-context length reads the shards instead of running the model (and yields identical batches).
+With `cache_dir`, activations are written to safetensors shards as they are produced (`saes.shards`
+describes the format); a later store with the same model, data, hooks and context length reads the
+cached windows instead of running the model and computes only what is missing, with identical batches.
+
+Resuming: the shuffle depends only on row counts, never on values, so `batches(...).skip_batches(n)`
+replays the first `n` batches as row ids alone; only chunks with rows still waiting in the buffer are
+computed (or read from the cache) again, never the consumed ones.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import shutil
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from interp.errors import InterpError
-from interp.io import atomic_write_json
+from saes.shards import ShardCache
+from saes.shuffle import Chunk, PassCount, shuffled
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 _TOKEN_COLUMNS = ("input_ids", "tokens", "token_ids")
+_BLOCK = re.compile(r"^blocks\.(\d+)\.")
 
 
 class ActivationStore:
@@ -87,84 +92,102 @@ class ActivationStore:
         self.shard_size = shard_size
         self.with_grads = with_grads
         self.seed = seed
-        self.from_cache = self._cache_is_usable()
+        self._stream_windows: int | None = None
+        self._cache = (
+            None
+            if cache_dir is None
+            else ShardCache(cache_dir, self._cache_key(), context_len, shard_rows=shard_size)
+        )
+        if self._cache is not None and self._cache.windows:
+            logger.info("reusing %d cached activation windows in %s", self._cache.windows, cache_dir)
 
     # ---- public -------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
         """One pass over the dataset (or `max_tokens` positions), in shuffled full batches."""
-        return self._shuffled(self._raw_chunks(), torch.Generator().manual_seed(self.seed))
+        return self._pass(self.seed, skip=0, count=PassCount())
 
-    def batches(self, n_tokens: int | None = None) -> Iterator[dict[str, Tensor]]:
-        """Repeated passes (each reshuffled with a new seed) until `n_tokens` activations were yielded."""
-        seen, epoch = 0, 0
-        while n_tokens is None or seen < n_tokens:
-            produced = 0
-            gen = torch.Generator().manual_seed(self.seed + epoch)
-            for batch in self._shuffled(self._raw_chunks(), gen):
-                yield batch
-                produced += self.batch_size
-                seen += self.batch_size
-                if n_tokens is not None and seen >= n_tokens:
-                    return
-            if produced == 0:
-                return
-            epoch += 1
+    def batches(self, n_tokens: int | None = None) -> StoreBatches:
+        """Repeated passes (each reshuffled with a new seed) until `n_tokens` activations were yielded.
+
+        The result is iterable; `.skip_batches(n)` starts after the first `n` batches without computing
+        their activations (the trainer uses it to resume)."""
+        return StoreBatches(self, n_tokens)
 
     def token_windows(self, n: int) -> Tensor:
         """The first `n` token windows [<= n, context_len] of the dataset (e.g. for evaluation)."""
-        windows = []
-        for chunk in self._windows(self.model_batch_size):
-            windows.append(chunk)
-            if sum(w.shape[0] for w in windows) >= n:
-                break
-        if not windows:
-            raise InterpError(f"the dataset has fewer than context_len={self.context_len} tokens")
-        return torch.cat(windows)[:n]
+        column = {"tokens_column": self.column} if self.is_tokens else {"text_column": self.column}
+        return token_windows(self.model, self.dataset, n, self.context_len, **column)
 
     def widths(self) -> dict[str, int]:
-        """Activation width per hook (runs one small forward pass unless cached)."""
-        if self.from_cache:
-            return dict(json.loads((self.cache_dir / MANIFEST).read_text())["widths"])
-        tokens = next(self._windows(self.model_batch_size))
+        """Activation width per hook (from the cache, else one small forward pass)."""
+        if self._cache is not None and self._cache.windows:
+            return {h: w for h, w in self._cache.widths.items() if not h.endswith(":grad")}
+        tokens = next(self._windows(self.model_batch_size))[:1]
         return {h: a.shape[-1] for h, a in self._forward(tokens).items() if not h.endswith(":grad")}
 
-    # ---- tokens -------------------------------------------------------------------------------
-    def _documents(self) -> Iterator[list[int]]:
-        tokenizer = getattr(self.model, "tokenizer", None)
-        for row in self.dataset:
-            value = row[self.column]
-            if self.is_tokens:
-                yield [int(t) for t in value]
-            else:
-                yield list(tokenizer(value)["input_ids"])
+    @property
+    def from_cache(self) -> bool:
+        """Whether the disk cache holds a whole pass (the model will not run)."""
+        return self._cache is not None and self._cache.complete
 
+    # ---- tokens -------------------------------------------------------------------------------
     def _windows(self, per_batch: int) -> Iterator[Tensor]:
-        """[<= per_batch, context_len] token windows cut from the joined document stream."""
-        tokenizer = getattr(self.model, "tokenizer", None)
-        eos = getattr(tokenizer, "eos_token_id", None) if not self.is_tokens else None
+        """[<= per_batch, context_len] token windows; sets `_stream_windows` when the data ran out."""
         limit = None if self.max_tokens is None else -(-self.max_tokens // self.context_len)
-        stream: list[int] = []
-        windows: list[list[int]] = []
         made = 0
-        for doc in self._documents():
-            stream.extend(doc if eos is None else [*doc, eos])
-            while len(stream) >= self.context_len and (limit is None or made < limit):
-                windows.append(stream[: self.context_len])
-                del stream[: self.context_len]
-                made += 1
-                if len(windows) == per_batch:
-                    yield torch.tensor(windows, dtype=torch.long)
-                    windows = []
-            if limit is not None and made >= limit:
+        windows: list[list[int]] = []
+        for made, window in enumerate(  # noqa: B007 (`made` counts the windows after the loop)
+            _cut(self.model, self.dataset, self.column, self.is_tokens, self.context_len), start=1
+        ):
+            if limit is not None and made > limit:
+                made = limit
                 break
+            windows.append(window)
+            if len(windows) == per_batch:
+                yield torch.tensor(windows, dtype=torch.long)
+                windows = []
+        else:
+            self._stream_windows = made
         if windows:
             yield torch.tensor(windows, dtype=torch.long)
 
+    def _chunks(self) -> Iterator[Chunk]:
+        """(first window, windows, token ids or None) per model batch; no tokenising over a full cache."""
+        mb, cache = self.model_batch_size, self._cache
+        if cache is not None and cache.complete:
+            total = cache.windows
+            if self.max_tokens is not None:
+                total = min(total, -(-self.max_tokens // self.context_len))
+            for first in range(0, total, mb):
+                yield first, min(mb, total - first), None
+            return
+        first = 0
+        self._stream_windows = None
+        try:
+            for tokens in self._windows(mb):
+                yield first, tokens.shape[0], tokens
+                first += tokens.shape[0]
+        finally:
+            if cache is not None:
+                cache.finish(self._stream_windows)
+
     # ---- activations --------------------------------------------------------------------------
+    def _fetch(self, chunk: Chunk) -> dict[str, Tensor]:
+        first, windows, tokens = chunk
+        cache = self._cache
+        if cache is not None and first + windows <= cache.windows:
+            return cache.read(first, windows, device=self.model.device)
+        if tokens is None:
+            raise InterpError(f"windows {first}..{first + windows} are neither cached nor tokenised")
+        acts = self._forward(tokens)
+        if cache is not None:
+            cache.append(first, acts, windows)
+        return acts
+
     def _forward(self, tokens: Tensor) -> dict[str, Tensor]:
         if not self.with_grads:
             with torch.no_grad():
-                _, cache = self.model.run_with_cache(tokens, names=self.hooks)
+                cache = _run_to_last_hook(self.model, tokens, self.hooks)
             return {h: _flatten(cache[h]) for h in self.hooks}
         # Gradients of the next-token loss with respect to each hook's activation. The activations are
         # routed through replacement hooks so the tensors we differentiate are on the forward path.
@@ -185,43 +208,25 @@ class ActivationStore:
             out[f"{h}:grad"] = _flatten(torch.zeros_like(recorded[h]) if g is None else g)
         return out
 
-    def _raw_chunks(self) -> Iterator[dict[str, Tensor]]:
-        """Unshuffled activation chunks, from the disk cache when it is usable."""
-        if self.from_cache:
-            yield from self._read_cache()
-            return
-        chunks = (self._forward(t) for t in self._windows(self.model_batch_size))
-        if self.cache_dir is None:
-            yield from chunks
-        else:
-            yield from self._write_cache(chunks)
-
-    def _shuffled(
-        self, chunks: Iterator[dict[str, Tensor]], gen: torch.Generator
-    ) -> Iterator[dict[str, Tensor]]:
-        """Fill the buffer; when full, emit a shuffled half (whole batches) and keep the rest."""
-        buffer: dict[str, list[Tensor]] = {}
-        size = yielded = 0
-        for chunk in chunks:
-            for name, acts in chunk.items():
-                buffer.setdefault(name, []).append(acts)
-            size += next(iter(chunk.values())).shape[0]
-            if size >= self.shuffle_buffer:
-                n_out = (size - self.shuffle_buffer // 2) // self.batch_size * self.batch_size
-                out, buffer, size = _split(buffer, n_out, gen)
-                for batch in _batches(out, self.batch_size):
-                    yielded += 1
-                    yield batch
-        if size >= self.batch_size:
-            out, _, _ = _split(buffer, size // self.batch_size * self.batch_size, gen)
-            for batch in _batches(out, self.batch_size):
-                yielded += 1
-                yield batch
-        if yielded == 0:
+    def _pass(self, seed: int, skip: int, count: PassCount) -> Iterator[dict[str, Tensor]]:
+        gen = torch.Generator().manual_seed(seed)
+        yield from shuffled(
+            self._chunks(),
+            self._fetch,
+            rows_per_window=self.context_len,
+            buffer=self.shuffle_buffer,
+            batch_size=self.batch_size,
+            gen=gen,
+            skip=skip,
+            count=count,
+        )
+        if count.batches == 0:
             raise InterpError(
-                f"the dataset gave {size} activations, fewer than one batch of {self.batch_size}; "
+                f"the dataset gave fewer than one batch of {self.batch_size} activations; "
                 "lower batch_size or add data"
             )
+        if self._cache is not None:
+            self._cache.flush()
 
     # ---- disk cache ---------------------------------------------------------------------------
     def _cache_key(self) -> dict[str, Any]:
@@ -238,77 +243,97 @@ class ActivationStore:
             "column": self.column,
             "hooks": list(self.hooks),
             "context_len": self.context_len,
-            "max_tokens": self.max_tokens,
             "with_grads": self.with_grads,
         }
 
-    def _cache_is_usable(self) -> bool:
-        if self.cache_dir is None or not (self.cache_dir / MANIFEST).is_file():
-            return False
-        manifest = json.loads((self.cache_dir / MANIFEST).read_text())
-        if manifest.get("key") != self._cache_key():
-            raise InterpError(
-                f"activation cache {self.cache_dir} was built from a different model, dataset, hooks or "
-                "context length; delete it or pick another cache_dir"
-            )
-        logger.info("reusing cached activations in %s", self.cache_dir)
-        return True
 
-    def _read_cache(self) -> Iterator[dict[str, Tensor]]:
-        manifest = json.loads((self.cache_dir / MANIFEST).read_text())
-        for shard, sizes in zip(manifest["shards"], manifest["chunks"], strict=True):
-            data = load_file(str(self.cache_dir / shard))
-            # re-cut into the original forward-pass chunks so the shuffle buffer sees the same sequence
-            parts = {name: data[name].split(sizes) for name in manifest["names"]}
-            for i in range(len(sizes)):
-                yield {name: parts[name][i] for name in manifest["names"]}
+class StoreBatches:
+    """`ActivationStore.batches(n_tokens)`: iterable; `.skip_batches(n)` resumes after `n` batches."""
 
-    def _write_cache(self, chunks: Iterator[dict[str, Tensor]]) -> Iterator[dict[str, Tensor]]:
-        """Pass chunks through while writing shards; the manifest appears only after a full pass."""
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        partial = self.cache_dir / ".partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir()
-        pending: dict[str, list[Tensor]] = {}
-        shards: list[str] = []
-        chunk_sizes: list[list[int]] = []
-        widths: dict[str, int] = {}
-        sizes: list[int] = []
+    def __init__(self, store: ActivationStore, n_tokens: int | None) -> None:
+        self.store = store
+        self.n_tokens = n_tokens
 
-        def flush() -> None:
-            nonlocal pending, sizes
-            name = f"shard_{len(shards):05d}.safetensors"
-            save_file({k: torch.cat(v).contiguous() for k, v in pending.items()}, str(partial / name))
-            shards.append(name)
-            chunk_sizes.append(sizes)
-            pending, sizes = {}, []
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        return self.skip_batches(0)
 
-        for chunk in chunks:
-            for name, acts in chunk.items():
-                pending.setdefault(name, []).append(acts)
-                widths[name] = acts.shape[-1]
-            sizes.append(next(iter(chunk.values())).shape[0])
-            if sum(sizes) >= self.shard_size:
-                flush()
-            yield chunk
-        if sizes:
-            flush()
-        for name in shards:
-            (partial / name).replace(self.cache_dir / name)
-        partial.rmdir()
-        names = list(widths)
-        atomic_write_json(
-            self.cache_dir / MANIFEST,
-            {
-                "key": self._cache_key(),
-                "names": names,
-                "widths": widths,
-                "shards": shards,
-                "chunks": chunk_sizes,
-            },
-        )
-        self.from_cache = True
-        logger.info("cached %d activation shards in %s", len(shards), self.cache_dir)
+    def skip_batches(self, n: int) -> Iterator[dict[str, Tensor]]:
+        """The batches after the first `n`, which are planned but not computed."""
+        store, limit = self.store, self.n_tokens
+        seen, epoch, skip = 0, 0, n
+        while limit is None or (seen + skip) * store.batch_size < limit:
+            count = PassCount()
+            for batch in store._pass(store.seed + epoch, skip, count):
+                yield batch
+                seen += 1
+                if limit is not None and (seen + n) * store.batch_size >= limit:
+                    return
+            skip -= min(skip, count.batches)
+            epoch += 1
+        return
+
+
+def token_windows(
+    model: Any,
+    dataset: Any,
+    n: int,
+    context_len: int,
+    *,
+    text_column: str = "text",
+    tokens_column: str | None = None,
+) -> Tensor:
+    """The first `n` `context_len`-token windows [<= n, context_len] of `dataset`'s joined documents
+    (tokenising only as much as needed; no model runs)."""
+    col, is_tokens = _pick_column(dataset, text_column, tokens_column)
+    windows = []
+    for window in _cut(model, dataset, col, is_tokens, context_len):
+        windows.append(window)
+        if len(windows) >= n:
+            break
+    if not windows:
+        raise InterpError(f"the dataset has fewer than context_len={context_len} tokens")
+    return torch.tensor(windows, dtype=torch.long)
+
+
+def _cut(model: Any, dataset: Any, column: str, is_tokens: bool, context_len: int) -> Iterator[list[int]]:
+    """Documents joined into one stream (EOS-separated for text) and cut into `context_len` windows."""
+    tokenizer = getattr(model, "tokenizer", None)
+    eos = getattr(tokenizer, "eos_token_id", None) if not is_tokens else None
+    stream: list[int] = []
+    for row in dataset:
+        value = row[column]
+        doc = [int(t) for t in value] if is_tokens else list(tokenizer(value)["input_ids"])
+        stream.extend(doc if eos is None else [*doc, eos])
+        while len(stream) >= context_len:
+            yield stream[:context_len]
+            del stream[:context_len]
+
+
+def last_block(model: Any, hooks: Sequence[str]) -> int | None:
+    """The forward can stop after block `last_block` (None: every hook needs the whole model)."""
+    layers = []
+    for name in hooks:
+        m = _BLOCK.match(name)
+        if m is None and name not in ("hook_embed", "hook_pos_embed"):
+            return None
+        layers.append(int(m.group(1)) if m else 0)
+    return max(layers)
+
+
+def _run_to_last_hook(model: Any, tokens: Tensor, hooks: Sequence[str]) -> Any:
+    """Record `hooks`, running the model only up to the last block they need."""
+    last = last_block(model, hooks)
+    if last is not None and last + 1 < model.cfg.n_layers and _supports_stop(model):
+        _, cache = model.run_with_cache(tokens, names=hooks, stop_at_layer=last + 1)
+    else:
+        _, cache = model.run_with_cache(tokens, names=hooks)
+    return cache
+
+
+def _supports_stop(model: Any) -> bool:
+    import inspect
+
+    return "stop_at_layer" in inspect.signature(model.run_with_cache).parameters
 
 
 def _pick_column(dataset: Any, text_column: str, tokens_column: str | None) -> tuple[str, bool]:
@@ -329,23 +354,7 @@ def _pick_column(dataset: Any, text_column: str, tokens_column: str | None) -> t
 
 
 def _flatten(acts: Tensor) -> Tensor:
-    """[batch, pos, ...] -> [batch * pos, prod(...)] in float32 on the CPU (heads concatenated)."""
+    """[batch, pos, ...] -> [batch * pos, prod(...)] in float32 on the model's device (heads concatenated)."""
     if acts.ndim < 3:
         raise InterpError(f"activation of shape {tuple(acts.shape)} has no [batch, pos, width] layout")
-    return acts.reshape(acts.shape[0] * acts.shape[1], -1).float().cpu()
-
-
-def _split(buffer: dict[str, list[Tensor]], n_out: int, gen: torch.Generator):
-    """Shuffle the buffer; return (first n_out rows per hook, the rest as a new buffer, its size)."""
-    full = {k: torch.cat(v) for k, v in buffer.items()}
-    total = next(iter(full.values())).shape[0]
-    perm = torch.randperm(total, generator=gen)
-    out = {k: v[perm[:n_out]] for k, v in full.items()}
-    rest = {k: [v[perm[n_out:]]] for k, v in full.items()}
-    return out, rest, total - n_out
-
-
-def _batches(acts: dict[str, Tensor], batch_size: int) -> Iterator[dict[str, Tensor]]:
-    n = next(iter(acts.values())).shape[0]
-    for start in range(0, n - batch_size + 1, batch_size):
-        yield {k: v[start : start + batch_size] for k, v in acts.items()}
+    return acts.reshape(acts.shape[0] * acts.shape[1], -1).float()

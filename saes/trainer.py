@@ -98,6 +98,10 @@ class Trainer:
         self.tokens_since_fired = torch.zeros(cfg.d_sae, dtype=torch.int64, device=self.device)
         self.density = torch.zeros(cfg.d_sae, dtype=torch.float32, device=self.device)
         self.last_metrics: dict[str, float] = {}
+        """Means over the last logging window (`log_every` steps): loss terms (normalised units), `l0`,
+        `mse_per_element` (model units, the scale of `saes.evaluate`'s `mse`), plus `dead` and `lr`."""
+        self._window: dict[str, float] = {}
+        self._window_steps = 0
         self._last_checkpoint_step = -1
         self._pending: list[Batch] = []
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.tc.autocast == "float16")
@@ -133,6 +137,9 @@ class Trainer:
                 self._after_step(terms, x.shape[0], bar, run)
         if self.step == 0:
             raise InterpError("no training batches: the dataset or activation stream is empty")
+        if self._window_steps:  # the steps since the last log make the final window
+            self.last_metrics = self._metrics()
+            self._window, self._window_steps = {}, 0
         if self.tc.checkpoint_dir and self._last_checkpoint_step != self.step:
             self.save_checkpoint()
         self.sae.eval()
@@ -209,8 +216,12 @@ class Trainer:
         global_batch = self.dist.sum_int(batch)
         self.tokens += global_batch
         self._track_latents(terms.acts, global_batch)
+        for key, value in terms.scalars().items():
+            self._window[key] = self._window.get(key, 0.0) + value
+        self._window_steps += 1
         if self.step % self.tc.log_every == 0 or self.step == 1:
-            self.last_metrics = self._metrics(terms)
+            self.last_metrics = self._metrics()
+            self._window, self._window_steps = {}, 0
             bar.set_postfix(
                 {k: f"{v:.3g}" for k, v in self.last_metrics.items() if k in ("mse", "l0", "dead")}
             )
@@ -225,8 +236,12 @@ class Trainer:
     # ---- helpers ------------------------------------------------------------------------------
     def _stream(self, batches: Iterable[Any]) -> Iterator[Batch]:
         """Unpacked batches on the device, skipping the ones a resumed run already consumed."""
-        it = iter(batches)
-        skipped = sum(1 for _ in itertools.islice(it, self.step))
+        skip = getattr(batches, "skip_batches", None)  # e.g. a store: skips without computing
+        if self.step and callable(skip):
+            it, skipped = iter(skip(self.step)), self.step
+        else:
+            it = iter(batches)
+            skipped = sum(1 for _ in itertools.islice(it, self.step))
         if skipped < self.step:
             raise InterpError(f"cannot resume at step {self.step}: the data ran out after {skipped} batches")
         for batch in it:
@@ -288,8 +303,12 @@ class Trainer:
         freq = self.dist.mean(counts.float() / acts.shape[0])
         self.density = freq if self.step == 1 else 0.99 * self.density + 0.01 * freq
 
-    def _metrics(self, terms: SAELoss) -> dict[str, float]:
-        out = terms.scalars()
+    def _metrics(self) -> dict[str, float]:
+        """Means over the steps since the last log (so a short run does not report its first step)."""
+        out = {k: v / self._window_steps for k, v in self._window.items()}
+        scale = float(self.sae.scale_out) ** 2 * self.cfg.out_dim
+        out["mse_per_element"] = out["mse"] / max(scale, 1e-30)
+        out["log_window_steps"] = self._window_steps
         out["dead"] = float((self.tokens_since_fired >= self.tc.dead_window_tokens).float().mean())
         out["lr"] = self.optimizer.param_groups[0]["lr"]
         return out

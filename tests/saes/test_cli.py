@@ -74,6 +74,10 @@ def test_train_then_eval(model_and_data, tmp_path, capsys):
     assert {"torch", "transformers", "python"} <= set(result["versions"])
     assert result["metrics"]["train"]["steps"] == 32
     ev = result["metrics"]["eval"]
+    train = result["metrics"]["train"]
+    # train metrics are means over the last logging window, and `mse` is on eval's scale
+    assert 0 < train["log_window_steps"] <= 31 and train["l0"] <= 4
+    assert 0.2 < train["mse"] / ev["mse"] < 5
     assert ev["l0"] <= 4 and 0 <= ev["fvu"] < 1 and ev["ce_loss_recovered"] is not None
     for name in ("sae/cfg.json", "sae/sae_weights.safetensors", "eval.json", "density.png", "features.html"):
         assert (out / name).is_file(), name

@@ -1,3 +1,5 @@
+import json
+
 import datasets
 import pytest
 import torch
@@ -111,3 +113,110 @@ def test_bad_inputs_are_clear_errors(model, tokens_ds):
         ActivationStore(model, datasets.Dataset.from_dict({"text": ["a"]}), HOOKS[0])
     with pytest.raises(InterpError, match="fewer than one batch"):
         list(ActivationStore(model, tokens_ds.select(range(2)), HOOKS[0], context_len=16, batch_size=4096))
+
+
+def _counting(model, monkeypatch):
+    calls = []
+    original = model.run_with_cache
+
+    def counted(*args, **kwargs):
+        calls.append(args[0].shape[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model, "run_with_cache", counted)
+    return calls
+
+
+def test_partial_pass_is_cached_and_reused(model, tokens_ds, tmp_path, monkeypatch):
+    kw = dict(context_len=16, batch_size=64, model_batch_size=4, shard_size=128)
+    reference = list(ActivationStore(model, tokens_ds, HOOKS, **kw))
+    first = ActivationStore(model, tokens_ds, HOOKS, cache_dir=tmp_path, **kw)
+    stream = iter(first)
+    for _ in range(3):
+        next(stream)
+    stream.close()  # interrupted: the shards written so far stay usable
+    index = json.loads((tmp_path / "index.json").read_text())
+    assert 0 < index["windows"] < 125 and not index["complete"]
+    assert sum(s["windows"] for s in index["shards"]) == index["windows"]
+    calls = _counting(model, monkeypatch)
+    second = ActivationStore(model, tokens_ds, HOOKS, cache_dir=tmp_path, **kw)
+    again = list(second)
+    assert sum(calls) == 125 - index["windows"]  # only the windows not on disk ran through the model
+    assert all(torch.equal(a[h], b[h]) for a, b in zip(reference, again, strict=True) for h in HOOKS)
+    assert json.loads((tmp_path / "index.json").read_text())["complete"] and second.from_cache
+    calls.clear()
+    third = list(ActivationStore(model, tokens_ds, HOOKS, cache_dir=tmp_path, **kw))
+    assert not calls and len(third) == len(reference)
+
+
+def test_skipped_batches_are_not_computed(model, tokens_ds, monkeypatch):
+    store = ActivationStore(model, tokens_ds, HOOKS[:2], context_len=16, batch_size=64, model_batch_size=4)
+    budget = 64 * 50  # a pass has 31 batches: this crosses into the second pass
+    reference = list(store.batches(n_tokens=budget))
+    assert len(reference) == 50
+    calls = _counting(model, monkeypatch)
+    for skip in (0, 5, 31, 40, 50):
+        calls.clear()
+        resumed = list(store.batches(n_tokens=budget).skip_batches(skip))
+        assert len(resumed) == 50 - skip
+        for a, b in zip(reference[skip:], resumed, strict=True):
+            assert all(torch.equal(a[h], b[h]) for h in HOOKS[:2])
+        if skip >= 31:  # a replay would run all 125 windows of pass 1 and all of pass 2 again
+            assert sum(calls) <= 125
+        if skip == 50:
+            assert not calls
+
+
+def test_forward_stops_after_the_last_needed_block(model, tokens_ds):
+    from saes.store import last_block
+
+    assert last_block(model, ["blocks.0.hook_resid_post", "blocks.1.attn.hook_z"]) == 1
+    assert last_block(model, ["hook_embed"]) == 0
+    assert last_block(model, ["ln_final.hook_normalized"]) is None
+
+
+def test_resume_from_a_store_skips_consumed_batches_and_matches(model, tokens_ds, tmp_path, monkeypatch):
+    from saes.checkpoint import checkpoint_dirs
+
+    store = ActivationStore(model, tokens_ds, HOOKS[0], context_len=16, batch_size=64, model_batch_size=4)
+    cfg = saes.SAEConfig("topk", d_in=64, d_sae=128, k=4, hook_in=HOOKS[0])
+    kw = dict(lr=1e-3, total_steps=40, progress=False, dead_window_tokens=4096)
+    reference = saes.Trainer(cfg, saes.TrainConfig(**kw)).fit(store.batches(n_tokens=64 * 41))
+
+    class Crash(Exception):
+        pass
+
+    def crashing():
+        for i, batch in enumerate(store.batches(n_tokens=64 * 41)):
+            if i == 35:
+                raise Crash
+            yield batch
+
+    tc = saes.TrainConfig(**kw, checkpoint_dir=str(tmp_path), checkpoint_every=34)
+    with pytest.raises(Crash):
+        saes.Trainer(cfg, tc).fit(crashing())
+    assert [p.name for p in checkpoint_dirs(tmp_path)] == ["step_000000034"]
+    calls = _counting(model, monkeypatch)
+    resumed = saes.Trainer(cfg, tc).fit(store.batches(n_tokens=64 * 41), resume=True)
+    # 34 consumed batches (a whole pass and 3 more) were not recomputed
+    assert sum(calls) <= 125
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_fit_many_trains_each_hook_like_its_own_run(model, tokens_ds, monkeypatch):
+    hooks = ["blocks.0.hook_resid_post", "blocks.1.hook_mlp_out"]
+    store = ActivationStore(model, tokens_ds, hooks, context_len=16, batch_size=64, model_batch_size=4)
+    tc = saes.TrainConfig(lr=1e-3, total_steps=12, progress=False)
+    cfgs = {h: saes.SAEConfig("topk", d_in=64, d_sae=128, k=4, hook_in=h) for h in hooks}
+    calls = _counting(model, monkeypatch)
+    together = saes.fit_many({h: saes.Trainer(c, tc) for h, c in cfgs.items()}, store.batches(64 * 13))
+    assert sum(calls) <= 125  # one forward per chunk for both SAEs
+    for h, cfg in cfgs.items():
+        alone = saes.Trainer(cfg, tc).fit(
+            ActivationStore(model, tokens_ds, h, context_len=16, batch_size=64, model_batch_size=4).batches(
+                64 * 13
+            )
+        )
+        for (name, a), b in zip(alone.state_dict().items(), together[h].state_dict().values(), strict=True):
+            assert torch.allclose(a, b, atol=1e-6), (h, name)

@@ -1,0 +1,50 @@
+"""The CLI's CPU thread policy, applied before torch is imported (OpenMP reads it once, at start).
+
+Left alone, OpenMP threads spin while they wait for work and torch starts one per physical core; on a
+machine where other processes are busy, spinning threads and more threads than free cores make a run
+many times slower and its speed erratic. Unless the user set them, the CLI sets
+- `OMP_WAIT_POLICY=PASSIVE` (idle threads sleep instead of spinning), and
+- `OMP_NUM_THREADS` to the free cores: the cores this process may use, less the 1-minute load
+  average, at least 1.
+Set either variable yourself (e.g. `OMP_NUM_THREADS=8 OMP_WAIT_POLICY=ACTIVE interp ...` on a quiet
+machine) and it is kept as given.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import MutableMapping
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the platform reports it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def free_cores() -> int:
+    """Usable cores minus the 1-minute load average (rounded), at least 1."""
+    cores = usable_cores()
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return cores
+    return max(1, min(cores, cores - round(load)))
+
+
+def apply_thread_policy(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
+    """Set the variables the user left unset; returns what was set. Does nothing once torch is
+    imported (OpenMP has read its settings by then)."""
+    environ = os.environ if environ is None else environ
+    if "torch" in sys.modules:
+        return {}
+    chosen: dict[str, str] = {}
+    if not environ.get("OMP_WAIT_POLICY"):
+        chosen["OMP_WAIT_POLICY"] = "PASSIVE"
+    if not environ.get("OMP_NUM_THREADS"):
+        chosen["OMP_NUM_THREADS"] = str(free_cores())
+    environ.update(chosen)
+    return chosen
