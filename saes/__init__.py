@@ -27,11 +27,13 @@ _EXPORTS = {
     "Trainer": "saes.trainer",
     "TrainingDivergedError": "saes.trainer",
     "fit_many": "saes.multi",
+    "ParallelTrainer": "saes.parallel",
 }
 
 __all__ = [
     "ActivationStore",
     "EvalResult",
+    "ParallelTrainer",
     "REGISTRY",
     "SAEConfig",
     "SAELoss",
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
     from saes.evaluate import EvalResult, evaluate
     from saes.io import load
     from saes.multi import fit_many
+    from saes.parallel import ParallelTrainer
     from saes.report import write_report
     from saes.shards import ShardCache
     from saes.store import ActivationStore

@@ -254,6 +254,11 @@ class TrainConfig:
     wandb_project: str | None = None
     """Log to this Weights & Biases project (opt-in; needs `wandb` installed)."""
 
+    autocast: str | None = None
+    """Mixed precision: run the SAE's forward and loss under `torch.autocast` in `bfloat16` or `float16`
+    while parameters, gradients and Adam state stay float32 (master weights); `float16` also scales
+    the loss against underflow (`torch.amp.GradScaler`). None: everything in the SAE's dtype."""
+
     def __post_init__(self) -> None:
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise InterpError(f"lr must be positive and finite, got {self.lr}")
@@ -276,6 +281,8 @@ class TrainConfig:
             raise InterpError("sparsity_coef and aux_coef must be >= 0")
         if self.norm_estimation_batches < 1:
             raise InterpError("norm_estimation_batches must be >= 1")
+        if self.autocast not in (None, "bfloat16", "float16"):
+            raise InterpError(f"autocast must be None, 'bfloat16' or 'float16', got {self.autocast!r}")
 
     @property
     def max_steps(self) -> int | None:

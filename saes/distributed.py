@@ -50,6 +50,14 @@ class DistContext:
         """True when there is more than one process."""
         return self.world_size > 1
 
+    @property
+    def comm_device(self) -> torch.device:
+        """Where collectives run: the current GPU under nccl, the CPU under gloo (CUDA tensors are
+        staged through host memory, so gloo also works for several ranks sharing one GPU)."""
+        if self.active and dist.get_backend() == "nccl":
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
+
     def average_gradients(self, module: nn.Module) -> None:
         """All-reduce and average every parameter's gradient (a no-op on one process)."""
         if not self.active:
@@ -57,7 +65,7 @@ class DistContext:
         grads = [p.grad for p in module.parameters() if p.grad is not None]
         if not grads:
             return
-        flat = torch.cat([g.reshape(-1) for g in grads])
+        flat = torch.cat([g.reshape(-1) for g in grads]).to(self.comm_device)
         dist.all_reduce(flat)
         flat /= self.world_size
         offset = 0
@@ -71,38 +79,50 @@ class DistContext:
             return
         for buf in module.buffers():
             if buf.is_floating_point():
-                dist.all_reduce(buf)
-                buf /= self.world_size
+                staged = buf.to(self.comm_device)
+                dist.all_reduce(staged)
+                buf.copy_(staged / self.world_size)
 
     def gather(self, tensor: Tensor) -> Tensor:
         """Concatenate every rank's `tensor` along dim 0, in rank order (all ranks get the result)."""
         if not self.active:
             return tensor
-        parts = [torch.empty_like(tensor) for _ in range(self.world_size)]
-        dist.all_gather(parts, tensor.contiguous())
-        return torch.cat(parts)
+        staged = tensor.contiguous().to(self.comm_device)
+        parts = [torch.empty_like(staged) for _ in range(self.world_size)]
+        dist.all_gather(parts, staged)
+        return torch.cat(parts).to(tensor.device)
+
+    def gather_on(self, tensor: Tensor, dst: int) -> Tensor | None:
+        """Concatenate every rank's `tensor` along dim 0, in rank order, on rank `dst` only (others get
+        None). Every rank's tensor must have the same shape."""
+        if not self.active:
+            return tensor
+        staged = tensor.contiguous().to(self.comm_device)
+        parts = [torch.empty_like(staged) for _ in range(self.world_size)] if self.rank == dst else None
+        dist.gather(staged, parts, dst=dst)
+        return None if parts is None else torch.cat(parts).to(tensor.device)
 
     def any(self, mask: Tensor) -> Tensor:
         """Element-wise OR of a boolean tensor across ranks."""
         if not self.active:
             return mask
-        as_int = mask.to(torch.int32)
+        as_int = mask.to(self.comm_device, torch.int32)
         dist.all_reduce(as_int, op=dist.ReduceOp.MAX)
-        return as_int.bool()
+        return as_int.bool().to(mask.device)
 
     def mean(self, tensor: Tensor) -> Tensor:
         """Element-wise mean of a float tensor across ranks."""
         if not self.active:
             return tensor
-        out = tensor.clone()
+        out = tensor.to(self.comm_device, copy=True)
         dist.all_reduce(out)
-        return out / self.world_size
+        return (out / self.world_size).to(tensor.device)
 
     def sum_int(self, value: int) -> int:
         """Sum of an integer across ranks."""
         if not self.active:
             return value
-        t = torch.tensor([value], dtype=torch.int64)
+        t = torch.tensor([value], dtype=torch.int64, device=self.comm_device)
         dist.all_reduce(t)
         return int(t.item())
 
@@ -116,13 +136,21 @@ def init_distributed(backend: str | None = None, timeout_s: float = 600) -> Dist
     """Join the `torchrun` job described by the environment (RANK, WORLD_SIZE, MASTER_ADDR, ...).
 
     Without those variables (plain `python`), returns the single-process context.
-    Backend: gloo on CPU, nccl when CUDA is available, unless given.
+    Backend: `backend`, else $INTERP_DIST_BACKEND, else nccl when CUDA is available and gloo otherwise
+    (gloo lets several ranks share one GPU, which nccl refuses). Under nccl each rank uses the GPU
+    numbered by its LOCAL_RANK.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistContext()
     if not dist.is_initialized():
-        backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+        backend = (
+            backend
+            or os.environ.get("INTERP_DIST_BACKEND")
+            or ("nccl" if torch.cuda.is_available() else "gloo")
+        )
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
     return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size())
 

@@ -33,6 +33,8 @@ from saes.checkpoint import checkpoint_dirs, latest_checkpoint, read_checkpoint,
 from saes.config import SAEConfig, TrainConfig
 from saes.distributed import DistContext
 from saes.interrupt import deferred_interrupt
+from saes.format import DTYPES
+from saes.memory import MemoryReport, per_rank, reset_peak
 from saes.sparse import firing_counts
 
 logger = logging.getLogger(__name__)
@@ -102,6 +104,16 @@ class Trainer:
         self._window: dict[str, float] = {}
         self._window_steps = 0
         self._last_checkpoint_step = -1
+        self._pending: list[Batch] = []
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.tc.autocast == "float16")
+        self.peak_memory: list[MemoryReport] = []
+        """Peak memory of every rank, filled in when `fit` returns (see `saes.memory`)."""
+        if self.tc.autocast is not None and cfg.dtype != "float32":
+            raise InterpError(
+                f"TrainConfig.autocast={self.tc.autocast!r} keeps float32 master weights: use SAEConfig.dtype="
+                f"'float32' (got {cfg.dtype!r}), or drop autocast to train in {cfg.dtype} throughout"
+            )
+        reset_peak(self.device)
 
     # ---- the loop ---------------------------------------------------------------------------
     def fit(self, batches: Iterable[Any], *, resume: bool = False) -> SparseAutoencoder:
@@ -134,7 +146,33 @@ class Trainer:
         if self.tc.checkpoint_dir and self._last_checkpoint_step != self.step:
             self.save_checkpoint()
         self.sae.eval()
+        self.report_memory()
         return self.sae
+
+    def train_batch(self, batch: Any) -> int:
+        """Train on one batch, for code that drives several trainers in lockstep (`saes.parallel`).
+
+        Like `fit`, the first `norm_estimation_batches` batches initialise the SAE and are then trained
+        on. Returns the number of optimiser steps taken (0 while those first batches are collected).
+        """
+        self._pending.append(self._unpack(batch))
+        if not self.initialized:
+            if len(self._pending) < self.tc.norm_estimation_batches:
+                return 0
+            self._pending = list(self._initialize(iter(self._pending)))
+        self.sae.train()
+        steps, pending, self._pending = len(self._pending), self._pending, []
+        with tqdm(disable=True) as quiet:
+            for x, target, grad in pending:
+                self._after_step(self._train_step(x, target, grad), x.shape[0], quiet, None)
+        return steps
+
+    def report_memory(self) -> list[MemoryReport]:
+        """Gather every rank's peak memory into `peak_memory` and log it (a collective)."""
+        self.peak_memory = per_rank(self.device, self.dist)
+        if self.dist.is_main:
+            logger.info("peak memory per rank (GiB): %s", [round(m.peak_gib, 3) for m in self.peak_memory])
+        return self.peak_memory
 
     def _train_step(self, x: Tensor, target: Tensor | None, grad: Tensor | None) -> SAELoss:
         for group in self.optimizer.param_groups:
@@ -143,27 +181,33 @@ class Trainer:
             )
         warm = self.tc.sparsity_warmup_steps
         sparsity_coef = self.tc.sparsity_coef * (min(1.0, (self.step + 1) / warm) if warm else 1.0)
-        terms = self.sae.loss(
-            x,
-            target,
-            sparsity_coef=sparsity_coef,
-            aux_coef=self.tc.aux_coef,
-            dead_mask=self.tokens_since_fired >= self.tc.dead_window_tokens,
-            density=self.density if self.step > 0 else None,
-            aux_k=self.tc.aux_k,
-            grad=grad,
-        )
+        autocast = self.tc.autocast is not None
+        dtype = DTYPES[self.tc.autocast] if autocast else None
+        with torch.autocast(self.device.type, dtype=dtype, enabled=autocast):  # params stay float32
+            terms = self.sae.loss(
+                x,
+                target,
+                sparsity_coef=sparsity_coef,
+                aux_coef=self.tc.aux_coef,
+                dead_mask=self.tokens_since_fired >= self.tc.dead_window_tokens,
+                density=self.density if self.step > 0 else None,
+                aux_k=self.tc.aux_k,
+                grad=grad,
+            )
         self._check_finite("loss", terms.total, terms)
         self.optimizer.zero_grad(set_to_none=True)
-        terms.total.backward()
+        self.scaler.scale(terms.total).backward()  # float16 only: scaled against underflow
         self.dist.average_gradients(self.sae)
+        self.scaler.unscale_(self.optimizer)
         if self.sae.unit_norm_decoder:
             _remove_parallel_grad(self.sae.W_dec)
         params = [p for p in self.sae.parameters() if p.grad is not None]
         max_norm = self.tc.grad_clip if self.tc.grad_clip is not None else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-        self._check_finite("gradient norm", grad_norm, terms)
-        self.optimizer.step()
+        if not self.scaler.is_enabled():  # with float16 the scaler skips steps whose gradients overflow
+            self._check_finite("gradient norm", grad_norm, terms)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         if self.sae.unit_norm_decoder:
             with torch.no_grad():
                 self.sae.W_dec /= self.sae.W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-8)

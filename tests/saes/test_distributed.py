@@ -31,6 +31,7 @@ def torchrun_out(tmp_path_factory):
     """One `torchrun --nproc-per-node 2` job running both modes of the worker."""
     out = tmp_path_factory.mktemp("ddp")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1"}
+    env["PYTHONPATH"] = os.pathsep.join([str(WORKER.resolve().parents[2]), env.get("PYTHONPATH", "")])
     cmd = [
         sys.executable,
         "-m",
