@@ -110,11 +110,15 @@ class Architecture:
 
 def _projection(base: nn.Module, point: object, layer: int, n_heads: int, n_kv: int, kind: str) -> Projection:
     if isinstance(point, Fused) and point.site.io == "out":
-        return Projection(base.get_submodule(point.site.path.format(l=layer)), n_heads, point.part, point.layout)
+        return Projection(
+            base.get_submodule(point.site.path.format(l=layer)), n_heads, point.part, point.layout
+        )
     if isinstance(point, Direct) and point.site.io == "out" and point.heads in ("q", "kv"):
         heads = n_heads if point.heads == "q" else n_kv
         return Projection(base.get_submodule(point.site.path.format(l=layer)), heads)
-    raise UnwiredFamilyError(f"attn.hook_{kind} is not the output of a q/k/v projection in this family's adapter")
+    raise UnwiredFamilyError(
+        f"attn.hook_{kind} is not the output of a q/k/v projection in this family's adapter"
+    )
 
 
 def describe(model: HookedModel) -> Architecture:
@@ -132,7 +136,9 @@ def describe(model: HookedModel) -> Architecture:
     if mlp_norm is None:
         mid = points.get("hook_resid_mid")
         if not (isinstance(mid, SumWithBase) and mid.read is not None and mid.read.io == "in"):
-            raise UnwiredFamilyError(f"the {family!r} adapter does not say where the MLP reads the residual stream")
+            raise UnwiredFamilyError(
+                f"the {family!r} adapter does not say where the MLP reads the residual stream"
+            )
         mlp_norm = mid.read.path
     z = points.get("attn.hook_z")
     attn_out = points.get("hook_attn_out")

@@ -118,7 +118,9 @@ class _Forward:
         if (arch.n_heads, arch.n_kv_heads) != (graph.n_heads, graph.n_kv_heads) or (
             arch.parallel_residual != graph.parallel_residual
         ):
-            raise InterpError("this computational graph was built for a different model: use ComputationalGraph.build(model.cfg)")
+            raise InterpError(
+                "this computational graph was built for a different model: use ComputationalGraph.build(model.cfg)"
+            )
         self.chunks: list[Tensor] = []  # source outputs in order, each [n, batch, pos, d_model]
         self.resid: dict[int, Tensor] = {}  # block -> its input [batch, pos, d_model]
         self.head_inputs: dict[int, tuple[Tensor, Tensor, Tensor]] = {}  # block -> normalised q/k/v inputs
@@ -174,14 +176,11 @@ class _Forward:
         from the gradients at its q, k, v [batch, pos, heads, d_head]."""
         arch, graph = self.arch, self.graph
         g = [grads[i] for i in self.qkv_probes[layer]]
-        normed = []  # per part: [heads, batch, pos, d_model]
-        for part in range(3):
-            w = arch.w_qkv(layer, part).to(g[part].dtype)  # [heads, d_model, d_head]
-            normed.append(torch.einsum("bphe,hde->hbpd", g[part], w))
-        if graph.separate_qkv:
-            normed = torch.cat(normed)
-        else:
-            normed = normed[0] + normed[1] + normed[2]
+        parts = [  # per part: [heads, batch, pos, d_model]
+            torch.einsum("bphe,hde->hbpd", g[part], arch.w_qkv(layer, part).to(g[part].dtype))
+            for part in range(3)
+        ]
+        normed = torch.cat(parts) if graph.separate_qkv else parts[0] + parts[1] + parts[2]
         _, vjp = torch.func.vjp(arch.attn_norms[layer], self.resid[layer].detach())
         return torch.vmap(vjp)(normed)[0]
 

@@ -11,11 +11,21 @@ import torch
 import interp
 from circuits.discovery import ACDCConfig, CircuitData, ComputationalGraph, acdc, discover
 from circuits.discovery.architecture import UnwiredFamilyError
-from circuits.graph import Node
 from circuits.discovery.engine import forward
+from circuits.graph import Node
 from tests import tiny_models
 
-FAMILIES = ["gpt2", "neox-parallel", "neox-sequential", "llama", "gemma", "gemma2", "qwen3", "mistral", "qwen2"]
+FAMILIES = [
+    "gpt2",
+    "neox-parallel",
+    "neox-sequential",
+    "llama",
+    "gemma",
+    "gemma2",
+    "qwen3",
+    "mistral",
+    "qwen2",
+]
 POST_NORM = {"gemma2"}  # head outputs pass through a norm before joining the stream
 
 
@@ -24,7 +34,9 @@ def tiny(request):
     model = interp.HookedModel(tiny_models.make(request.param).double())
     gen = torch.Generator().manual_seed(1)
     clean, corrupted = torch.randint(0, tiny_models.VOCAB, (2, 3, 7), generator=gen)
-    data = CircuitData(clean, corrupted, metric=lambda logits: logits[:, -1, 3].mean() - logits[:, -1, 5].mean())
+    data = CircuitData(
+        clean, corrupted, metric=lambda logits: logits[:, -1, 3].mean() - logits[:, -1, 5].mean()
+    )
     return request.param, model, data
 
 
@@ -66,7 +78,9 @@ def test_patching_every_edge_gives_the_corrupted_run(tiny, separate_qkv):
     graph = ComputationalGraph.build(model.cfg, separate_qkv)
     alt = forward(model, graph, data.corrupted, record=True).sources
     patched = forward(model, graph, data.clean, alt=alt, patch=graph.dense(torch.ones(len(graph.edges))))
-    torch.testing.assert_close(patched.logits, model(data.corrupted), atol=1e-6, rtol=0)  # some norms run in float32
+    torch.testing.assert_close(
+        patched.logits, model(data.corrupted), atol=1e-6, rtol=0
+    )  # some norms run in float32
 
 
 def test_patching_a_nodes_outgoing_edges_is_interp_patch(tiny):
@@ -145,6 +159,8 @@ def test_node_attribution_runs_and_sums_edge_scores(tiny):
 
 def test_an_encoder_is_refused_naming_the_family():
     model = interp.HookedModel(tiny_models.make("bert"))
-    data = CircuitData(torch.zeros(2, 4, dtype=torch.long), torch.ones(2, 4, dtype=torch.long), lambda x: x.sum())
+    data = CircuitData(
+        torch.zeros(2, 4, dtype=torch.long), torch.ones(2, 4, dtype=torch.long), lambda x: x.sum()
+    )
     with pytest.raises(UnwiredFamilyError, match="cannot wire the 'bert' family: BERT normalises"):
         discover(model, data, "eap")
