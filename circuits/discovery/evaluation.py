@@ -1,7 +1,9 @@
 """Scoring discovery methods against known circuits: ROC curves and AUROC over edges and nodes.
 
 Edges are compared as (src, dst) pairs: a method that scores q, k and v inputs separately gives a
-pair the largest |score| of its channels (`EdgeScores.collapse_qkv`). AUROC is the probability that
+pair the largest |score| of its channels (`EdgeScores.collapse_qkv`). Under grouped-query attention
+the heads of a group share their k and v inputs, so pairs are not separable there: edges are
+compared channel by channel, a k/v edge being true when any head of its group is (`graph.mask`). AUROC is the probability that
 a random true edge outscores a random other edge (ties count half; the Mann-Whitney statistic), so
 1.0 means every true edge ranks above every other. Node AUROC leaves out `embed` and `logits`,
 which every circuit contains.
@@ -42,6 +44,21 @@ def true_circuit(source: Any, folder: str | Path | None = None) -> Circuit:
             return true_circuit(inner)
         return Circuit.from_dict(source)
     raise InterpError(f"cannot read a circuit from {type(source).__name__}")
+
+
+def _grouped(scores: ScoresLike) -> bool:
+    graph = getattr(scores, "graph", None)
+    return getattr(graph, "n_kv_heads", None) not in (None, getattr(graph, "n_heads", None))
+
+
+def _universe(scores: ScoresLike, true_edges: Circuit | Iterable[Any]) -> tuple[dict[Any, float], set]:
+    """(element -> score, true elements): (src, dst) pairs, or a grouped-query graph's edges."""
+    if not _grouped(scores):
+        return _pairs(scores), _truth_pairs(true_edges)
+    graph = scores.graph
+    edges = true_edges.edges if isinstance(true_edges, Circuit) else [as_edge(e) for e in true_edges]
+    mask = graph.mask(edges).tolist()
+    return scores.as_dict(), {e for e, m in zip(graph.edges, mask, strict=True) if m}
 
 
 def _pairs(scores: ScoresLike) -> dict[Pair, float]:
@@ -113,14 +130,14 @@ def auroc(scores: ScoresLike, true_edges: Circuit | Iterable[Any], absolute: boo
     Example:
         >>> auroc(scores, [("embed", "L0.H0"), ("L0.H0", "L1.H0")])
     """
-    return _mann_whitney(_ranked(_pairs(scores), _truth_pairs(true_edges), absolute))
+    return _mann_whitney(_ranked(*_universe(scores, true_edges), absolute))
 
 
 def roc_curve(
     scores: ScoresLike, true_edges: Circuit | Iterable[Any], absolute: bool = True
 ) -> tuple[list[float], list[float]]:
     """(false-positive rates, true-positive rates) from the highest threshold down, starting at (0, 0)."""
-    return _roc(_ranked(_pairs(scores), _truth_pairs(true_edges), absolute))
+    return _roc(_ranked(*_universe(scores, true_edges), absolute))
 
 
 def node_auroc(

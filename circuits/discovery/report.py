@@ -156,7 +156,7 @@ def _overrides(opts: CircuitOptions, ablation: str) -> dict[str, Any]:
     return {k: v for k, v in wanted.items() if k in fields}
 
 
-def _circuit(scores: EdgeScores, opts: CircuitOptions) -> Circuit:
+def select_circuit(scores: EdgeScores, opts: CircuitOptions) -> Circuit:
     """The exported circuit. ACDC: the edges it kept; when its default threshold kept none, the top
     edges by |effect| instead (said in the selection note). Scoring methods: `--top-n` and/or
     `--threshold`. Only an explicit threshold can give an empty circuit."""
@@ -217,7 +217,7 @@ def circuit_report(model_name: str, out: str | Path, opts: CircuitOptions, force
     data = task_data(model, card, opts)
     torch.manual_seed(opts.seed)
     scores = get(opts.method).run(model, data, config)
-    circuit = _circuit(
+    circuit = select_circuit(
         scores, opts
     )  # an empty circuit is logged by the method / selection and still exported
     meta = {"model": model_name, "task": opts.task, "method": opts.method, "ablation": ablation}

@@ -57,9 +57,13 @@ class EdgeScores:
             object.__setattr__(self, "node_scores", self._derived_node_scores())
 
     def _derived_node_scores(self) -> dict[Node, float]:
+        """Largest |score| of the edges touching each node; under grouped-query attention a k/v
+        input is shared by a group of heads, so k/v edges count for their source only."""
         best: dict[Node, float] = {}
+        grouped = getattr(self.graph, "n_kv_heads", None) not in (None, getattr(self.graph, "n_heads", None))
         for edge, score in zip(self.graph.edges, self.scores.abs().tolist(), strict=True):
-            for node in edge.pair:
+            shared = grouped and edge.qkv in ("k", "v")
+            for node in edge.pair[:1] if shared else edge.pair:
                 best[node] = max(best.get(node, 0.0), score)
         return best
 

@@ -164,3 +164,22 @@ def test_an_encoder_is_refused_naming_the_family():
     )
     with pytest.raises(UnwiredFamilyError, match="cannot wire the 'bert' family: BERT normalises"):
         discover(model, data, "eap")
+
+
+def test_auroc_under_grouped_query_attention_labels_shared_kv_inputs_by_group():
+    """H0 and H1 share k/v head 0: with L0.H1 true, embed->L0.H0.k (kv head 0) is a true input and
+    embed->L0.H0.q a false one; derived node scores do not credit kv head 0's inputs to head L0.H0."""
+    from circuits.discovery import EdgeScores, auroc, node_auroc
+
+    model = interp.HookedModel(tiny_models.make("llama"))
+    graph = ComputationalGraph.build(model.cfg)
+    values = torch.full((len(graph.edges),), 0.01)
+    for name, value in (("embed->L0.H1.q", 1.0), ("embed->L0.H0.k", 2.0), ("embed->L0.H0.v", 3.0)):
+        values[graph.edge_index(name)] = value
+    values[graph.edge_index("L0.H1->logits")] = 1.5
+    scores = EdgeScores(graph, values, "eap")
+    truth = [("embed", "L0.H1"), ("L0.H1", "logits")]
+    assert auroc(scores, truth) == 1.0
+    assert node_auroc(scores, ["L0.H1"]) == 1.0
+    values[graph.edge_index("embed->L0.H0.q")] = 5.0  # the false q input of the sibling head
+    assert auroc(EdgeScores(graph, values, "eap"), truth) < 1.0
