@@ -161,7 +161,7 @@ RECIPES: dict[str, GroundTruthRecipe] = {
                 "MLP0 at END maps the year to a distribution over the later two-digit years (variable threshold).",
                 "L0.H0, L0.H2, L0.H3, all layer-1 heads and MLP1 were resample-ablated during training (SIIT).",
             ),
-            iit=IITConfig(steps=800),
+            iit=IITConfig(steps=1500),
             family="llama",
             n_kv_heads=2,
         ),
@@ -169,21 +169,25 @@ RECIPES: dict[str, GroundTruthRecipe] = {
             architecture=Recipe(
                 name="ioi-siit",
                 task="ioi",
-                description="2-layer GPT-2 trained with SIIT on indirect object identification: L0.H0 at END "
-                "gathers the names, L1.H0 at END is the name mover that writes the indirect object; every "
-                "other head and both MLPs are irrelevant (ground truth).",
+                description="2-layer GPT-2 trained with SIIT on indirect object identification: layer-0 heads "
+                "and MLP0 gather which name is repeated, L1.H0 at END is the name mover that writes the "
+                "indirect object; L1.H1-3 and MLP1 are irrelevant (ground truth).",
                 n_layer=2, d_model=64, n_head=4, d_mlp=256, n_ctx=24,
             ),
             alignment=(("answer", "L1.H0"),),
-            edges=(("embed", "L0.H0"), ("embed", "L1.H0"), ("L0.H0", "L1.H0"), ("L1.H0", "logits")),
+            edges=(
+                ("embed", "L0.H0"), ("embed", "L0.H1"), ("embed", "L0.H2"), ("embed", "L0.H3"), ("embed", "MLP0"),
+                ("L0.H0", "MLP0"), ("L0.H1", "MLP0"), ("L0.H2", "MLP0"), ("L0.H3", "MLP0"),
+                ("embed", "L1.H0"), ("L0.H0", "L1.H0"), ("L0.H1", "L1.H0"), ("L0.H2", "L1.H0"),
+                ("L0.H3", "L1.H0"), ("MLP0", "L1.H0"), ("L1.H0", "logits"),
+            ),
             known_mechanisms=(
                 "L1.H0 at END carries the indirect object's name to the logits (variable answer): patching "
                 "its output from another prompt makes the model name that prompt's indirect object.",
-                "L1.H0 reads the names at their positions from the embedding (keys and values) and what "
-                "L0.H0 gathered at END (its query): which name was repeated.",
-                "L0.H1-3, L1.H1-3, MLP0 and MLP1 were resample-ablated during training (SIIT).",
+                "Layer 0 (heads and MLP) computes what L1.H0 needs to tell the repeated name from the other.",
+                "L1.H1, L1.H2, L1.H3 and MLP1 were resample-ablated during training (SIIT) and do not matter.",
             ),
-            iit=IITConfig(steps=1000, batch_size=64, lr=5e-3),
+            iit=IITConfig(steps=2500, batch_size=64, lr=3e-3),
         ),
     )
 }  # fmt: skip

@@ -39,7 +39,7 @@ import torch
 import interp
 from circuits.discovery import handset
 from circuits.discovery.data import CircuitData, check_ablation, default_ablation
-from circuits.discovery.evaluation import auroc, node_auroc, roc_curve, true_circuit
+from circuits.discovery.evaluation import auroc, node_auroc, pair_scores, roc_curve, true_circuit
 from circuits.discovery.faithfulness import faithfulness
 from circuits.discovery.registry import discover
 from circuits.discovery.report import CircuitOptions, load_model, task_data
@@ -98,7 +98,7 @@ def _kwargs(options: Mapping[str, Any], ablation: str) -> dict[str, Any]:
 
 def true_edge_ranks(scores: EdgeScores, truth: Circuit) -> dict[str, float]:
     """Rank (1 = largest |score|, ties averaged) of each true edge among all (src, dst) pairs."""
-    pairs = scores.collapse_qkv()
+    pairs = pair_scores(scores)
     values = sorted((abs(s) for s in pairs.values()), reverse=True)
     ranks = {}
     for edge in truth.edges:
@@ -139,7 +139,7 @@ def accuracy(
                 fpr, tpr = roc_curve(scores, case.truth)
                 row["roc"] = {"fpr": fpr, "tpr": tpr}
                 row["true_edge_ranks"] = true_edge_ranks(scores, case.truth)
-                row["n_edges"] = len(scores.collapse_qkv())
+                row["n_edges"] = len(pair_scores(scores))
                 if "forward_passes" in scores.metadata:
                     row["forward_passes"] = scores.metadata["forward_passes"]
     for row in out.values():

@@ -2,8 +2,8 @@
 
 Edges are compared as (src, dst) pairs: a method that scores q, k and v inputs separately gives a
 pair the largest |score| of its channels (`EdgeScores.collapse_qkv`). Under grouped-query attention
-the heads of a group share their k and v inputs, so pairs are not separable there: edges are
-compared channel by channel, a k/v edge being true when any head of its group is (`graph.mask`). AUROC is the probability that
+the heads of a group share their k and v inputs: a k/v edge counts for every head of its group (so
+no method can separate two heads of one group by their k/v inputs, only by their q inputs and outputs). AUROC is the probability that
 a random true edge outscores a random other edge (ties count half; the Mann-Whitney statistic), so
 1.0 means every true edge ranks above every other. Node AUROC leaves out `embed` and `logits`,
 which every circuit contains.
@@ -52,13 +52,28 @@ def _grouped(scores: ScoresLike) -> bool:
 
 
 def _universe(scores: ScoresLike, true_edges: Circuit | Iterable[Any]) -> tuple[dict[Any, float], set]:
-    """(element -> score, true elements): (src, dst) pairs, or a grouped-query graph's edges."""
+    """(pair -> score, true pairs)."""
+    return pair_scores(scores), _truth_pairs(true_edges)
+
+
+def pair_scores(scores: ScoresLike) -> dict[Pair, float]:
+    """(src, dst) -> the largest-|score| score of its edges; on a grouped-query graph k/v edges
+    count for every head of their group."""
     if not _grouped(scores):
-        return _pairs(scores), _truth_pairs(true_edges)
+        return _pairs(scores)
     graph = scores.graph
-    edges = true_edges.edges if isinstance(true_edges, Circuit) else [as_edge(e) for e in true_edges]
-    mask = graph.mask(edges).tolist()
-    return scores.as_dict(), {e for e, m in zip(graph.edges, mask, strict=True) if m}
+    group = graph.n_heads // graph.n_kv_heads
+    out: dict[Pair, float] = {}
+    for edge, score in scores.as_dict().items():
+        if edge.qkv in ("k", "v"):
+            dsts = [Node.attn_head(edge.dst.layer, edge.dst.head * group + i) for i in range(group)]
+        else:
+            dsts = [edge.dst]
+        for dst in dsts:
+            pair = (edge.src, dst)
+            if pair not in out or abs(score) > abs(out[pair]):
+                out[pair] = score
+    return out
 
 
 def _pairs(scores: ScoresLike) -> dict[Pair, float]:
