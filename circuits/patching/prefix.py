@@ -195,7 +195,7 @@ def run_target(model: HookedModel, ids: Tensor, names: Sequence[str]) -> Target:
     """Run `ids` once, keeping the key-value cache and the activations at hooks `names`."""
     store: dict[str, Tensor] = {}
     outputs: list[object] = []
-    block0 = model._module(model.adapter.layers)[0]
+    block0 = model.module(model.adapter.layers)[0]
     probe = block0.register_forward_hook(lambda module, args, out: outputs.append(out))
     try:
         with torch.no_grad(), model.hooks({name: _keep(store) for name in names}):
@@ -220,7 +220,7 @@ def _keep(store: dict[str, Tensor]) -> Callable[[Tensor, str], None]:
 @contextlib.contextmanager
 def _skipped(model: HookedModel, n_skip: int) -> Iterator[None]:
     """Blocks 0..n_skip-1 pass their input through: block n_skip's input is replaced anyway."""
-    blocks = model._module(model.adapter.layers)
+    blocks = model.module(model.adapter.layers)
     for block in blocks[:n_skip]:
         block.forward = _pass_through
     try:
