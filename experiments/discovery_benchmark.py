@@ -19,6 +19,11 @@ a method's cost is the median over rounds of its seconds over the mean of the ba
 before and just after it (`benchmark.timing`).
 Set OMP_NUM_THREADS to pin the thread count (recorded in the JSON).
 
+Default method: on every ground-truth model and the zoo task models (`benchmark.DEFAULT_METHOD_MODELS`),
+the faithfulness of the circuit `interp circuit` exports by default with each method (top 20 edges,
+widened to an embed-to-logits path when needed; ACDC: the edges it keeps), data seed 0. The method
+with the highest mean is the CLI's default.
+
 Targets: EAP-IG mean edge AUROC >= 0.9; EAP at most 2x and EAP-IG at most (steps + 1)x a
 forward+backward on every model.
 
@@ -97,6 +102,31 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
             "met": max(ig_cost.values()) <= steps + 1.0,
         },
     }
+
+
+def default_method(results: dict[str, Any]) -> dict[str, Any]:
+    """Mean faithfulness of the default selection per method over the models; the best method."""
+    rows = results["selection_faithfulness"]
+    methods = list(benchmark.METHODS)
+    means = {m: statistics.fmean(r[m]["faithfulness"] for r in rows.values()) for m in methods}
+    return {"mean_faithfulness": means, "best": max(means, key=means.get)}
+
+
+def selection_table(results: dict[str, Any]) -> str:
+    methods = list(benchmark.METHODS)
+    lines = [
+        "| model | " + " | ".join(LABELS[m] for m in methods) + " |",
+        "|---|" + "---|" * len(methods),
+    ]
+    for name, row in results["selection_faithfulness"].items():
+        cells = [
+            f"{row[m]['faithfulness']:.3f} ({row[m]['n_edges']}{'*' if row[m]['widened'] else ''})"
+            for m in methods
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    means = results["default_method"]["mean_faithfulness"]
+    lines.append("| mean | " + " | ".join(f"{means[m]:.3f}" for m in methods) + " |")
+    return "\n".join(lines)
 
 
 def tables(results: dict[str, Any]) -> str:
@@ -193,6 +223,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--timing-n", type=int, default=64, help="examples in the timed batch")
     parser.add_argument("--repeats", type=int, default=21, help="interleaved timing rounds")
+    parser.add_argument(
+        "--default-models",
+        nargs="*",
+        default=list(benchmark.DEFAULT_METHOD_MODELS),
+        help="zoo task models on which the default selection's faithfulness is measured too",
+    )
     parser.add_argument("--out", type=Path, default=OUT, help="output path without suffix")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -215,8 +251,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name in args.models:
         results["models"][name] = run_model(name, args)
     results["targets"] = targets(results)
+    results["selection_faithfulness"] = {}
+    for name in dict.fromkeys([*args.models, *args.default_models]):
+        t0 = time.perf_counter()
+        results["selection_faithfulness"][name] = benchmark.selection_faithfulness(name, n=args.n)
+        logger.info("%s default selection (%.1f s)", name, time.perf_counter() - t0)
+    results["default_method"] = default_method(results)
     results["seconds"] = time.perf_counter() - start
-    results["table"] = tables(results)
+    results["table"] = tables(results) + "\n\n" + selection_table(results)
     atomic_write_json(args.out.with_suffix(".json"), results)
     plot(results, args.out.with_suffix(".png"))
     print(results["table"])
@@ -229,6 +271,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             else ", ".join(f"{k} {v:.2f}x" for k, v in value.items())
         )
         print(f"{key}: {shown} (target {t['target']:g}): {'met' if t['met'] else 'NOT met'}")
+    print(
+        f"default method (highest mean faithfulness of the default selection): {results['default_method']['best']}"
+    )
     print(f"total {results['seconds']:.0f} s")
     return results
 

@@ -30,7 +30,7 @@ from interp.hooked import HookedModel
 from interp.io import atomic_dir, atomic_write_json
 from interp.tasks import save_tokenizer
 from interp.tasks import tokenizer as task_tokenizer
-from interp.tasks.vocab import VOCAB
+from interp.tasks.vocab import BOS_ID, EOS_ID, PAD_ID, VOCAB
 from interp.zoo.evaluate import evaluate
 from interp.zoo.recipes import EVAL_SEED, Recipe
 from interp.zoo.store import CARD_FILE, MODELS_DIR
@@ -55,6 +55,11 @@ class GroundTruthRecipe:
     """Sentences for the model card."""
     iit: IITConfig = field(default_factory=IITConfig)
     seed: int = 0
+    family: str = "gpt2"
+    """Architecture family: "gpt2" (the zoo's tiny GPT-2) or "llama" (RMSNorm, rotary, gated MLP,
+    grouped-query attention with `n_kv_heads` key/value heads; `BUILDERS`)."""
+    n_kv_heads: int = 0
+    """Key/value heads of a "llama" model (0: one per query head)."""
 
     @property
     def name(self) -> str:
@@ -63,6 +68,35 @@ class GroundTruthRecipe:
     def circuit(self) -> dict:
         """The circuit in the file schema (see `circuits.abstraction.circuit`)."""
         return circuit_dict(list(self.edges), dict(self.alignment), self.iit.position)
+
+
+def _llama(r: GroundTruthRecipe, vocab_size: int) -> torch.nn.Module:
+    """A freshly initialised Llama-style decoder with the recipe's shape (tied embeddings, no bias)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    a = r.architecture
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=a.d_model,
+        intermediate_size=a.d_mlp,
+        num_hidden_layers=a.n_layer,
+        num_attention_heads=a.n_head,
+        num_key_value_heads=r.n_kv_heads or a.n_head,
+        max_position_embeddings=a.n_ctx,
+        initializer_range=a.init_std,
+        tie_word_embeddings=True,
+        bos_token_id=BOS_ID,
+        eos_token_id=EOS_ID,
+        pad_token_id=PAD_ID,
+    )
+    return LlamaForCausalLM(config)
+
+
+BUILDERS = {
+    "gpt2": lambda r, vocab_size: build_model(r.architecture, vocab_size),
+    "llama": _llama,
+}
+"""Family -> (recipe, vocabulary size) -> a freshly initialised Hugging Face model."""
 
 
 RECIPES: dict[str, GroundTruthRecipe] = {
@@ -110,6 +144,51 @@ RECIPES: dict[str, GroundTruthRecipe] = {
             ),
             iit=IITConfig(steps=800),
         ),
+        GroundTruthRecipe(
+            architecture=Recipe(
+                name="greater-than-llama-siit",
+                task="greater_than",
+                description="2-layer Llama-style model (RMSNorm, rotary, gated MLP, 4 query heads sharing 2 "
+                "key/value heads) trained with SIIT so that L0.H1 moves the start year to the end and MLP0 "
+                "turns it into the later years; layer 1 and the other heads are irrelevant (ground truth).",
+                n_layer=2, d_model=64, n_head=4, d_mlp=128, n_ctx=16,
+            ),
+            alignment=(("year", "L0.H1"), ("threshold", "MLP0")),
+            edges=(("embed", "L0.H1"), ("L0.H1", "MLP0"), ("MLP0", "logits")),
+            known_mechanisms=(
+                "Grouped-query attention: query heads H0, H1 share key/value head 0; H2, H3 share key/value head 1.",
+                "L0.H1 at END attends to the start year YEAR and copies its two digits (variable year).",
+                "MLP0 at END maps the year to a distribution over the later two-digit years (variable threshold).",
+                "L0.H0, L0.H2, L0.H3, all layer-1 heads and MLP1 were resample-ablated during training (SIIT).",
+            ),
+            iit=IITConfig(steps=1500),
+            family="llama",
+            n_kv_heads=2,
+        ),
+        GroundTruthRecipe(
+            architecture=Recipe(
+                name="ioi-siit",
+                task="ioi",
+                description="2-layer GPT-2 trained with SIIT on indirect object identification: layer-0 heads "
+                "and MLP0 gather which name is repeated, L1.H0 at END is the name mover that writes the "
+                "indirect object; L1.H1-3 and MLP1 are irrelevant (ground truth).",
+                n_layer=2, d_model=64, n_head=4, d_mlp=256, n_ctx=24,
+            ),
+            alignment=(("answer", "L1.H0"),),
+            edges=(
+                ("embed", "L0.H0"), ("embed", "L0.H1"), ("embed", "L0.H2"), ("embed", "L0.H3"), ("embed", "MLP0"),
+                ("L0.H0", "MLP0"), ("L0.H1", "MLP0"), ("L0.H2", "MLP0"), ("L0.H3", "MLP0"),
+                ("embed", "L1.H0"), ("L0.H0", "L1.H0"), ("L0.H1", "L1.H0"), ("L0.H2", "L1.H0"),
+                ("L0.H3", "L1.H0"), ("MLP0", "L1.H0"), ("L1.H0", "logits"),
+            ),
+            known_mechanisms=(
+                "L1.H0 at END carries the indirect object's name to the logits (variable answer): patching "
+                "its output from another prompt makes the model name that prompt's indirect object.",
+                "Layer 0 (heads and MLP) computes what L1.H0 needs to tell the repeated name from the other.",
+                "L1.H1, L1.H2, L1.H3 and MLP1 were resample-ablated during training (SIIT) and do not matter.",
+            ),
+            iit=IITConfig(steps=2500, batch_size=64, lr=3e-3),
+        ),
     )
 }  # fmt: skip
 
@@ -124,7 +203,9 @@ def train(r: GroundTruthRecipe, seed: int | None = None, progress: bool = True) 
     """Initialise and SIIT-train the model of `r`; returns (model, training stats)."""
     seed = r.seed if seed is None else seed
     torch.manual_seed(seed)
-    model = HookedModel(build_model(r.architecture, len(VOCAB)), task_tokenizer())
+    if r.family not in BUILDERS:
+        raise InterpError(f"recipe {r.name}: unknown family {r.family!r}; families: {', '.join(BUILDERS)}")
+    model = HookedModel(BUILDERS[r.family](r, len(VOCAB)), task_tokenizer())
     tm = high_level(r.architecture.task)
     nodes = [n for n in r.circuit()["nodes"] if n not in ("embed", "logits")]
     stats = train_iit(model, tm, dict(r.alignment), r.iit, circuit_nodes=nodes, seed=seed, progress=progress)
@@ -149,7 +230,10 @@ def card(r: GroundTruthRecipe, model: HookedModel, stats: dict, seed: int) -> di
         "eval": {"n": r.architecture.eval_n, "seed": EVAL_SEED},
         "recipe": {
             "trainer": "circuits.abstraction.ground_truth",
-            "architecture": {k: arch[k] for k in ("n_layer", "d_model", "n_head", "d_mlp", "n_ctx")},
+            "architecture": {
+                **{k: arch[k] for k in ("n_layer", "d_model", "n_head", "d_mlp", "n_ctx")},
+                **({"family": r.family, "n_kv_heads": r.n_kv_heads} if r.family != "gpt2" else {}),
+            },
             "siit": dataclasses.asdict(r.iit),
             "command": f"python -m circuits.abstraction.ground_truth {r.name}",
         },

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -37,10 +38,16 @@ def register(app: typer.Typer) -> None:
         ),
         steps: int = typer.Option(5, "--steps", min=1, help="Integrated-gradient steps (eap-ig, features)."),
         threshold: float = typer.Option(
-            0.05, "--threshold", help="ACDC threshold, a fraction of the clean-minus-ablated metric."
+            None,
+            "--threshold",
+            help="ACDC: its threshold, a fraction of the clean-minus-ablated metric (default 0.05). "
+            "Other methods: keep edges with |score| >= this. Exits non-zero if it keeps no edge.",
         ),
         top_n: int = typer.Option(
-            20, "--top-n", min=1, help="Edges to export (scoring methods; ACDC exports what it kept)."
+            None,
+            "--top-n",
+            min=1,
+            help="Edges to export (scoring methods; default 20 without --threshold; ACDC exports what it kept).",
         ),
         separate_qkv: bool = typer.Option(False, "--separate-qkv", help="Separate q/k/v inputs per head."),
         saes: str = typer.Option(None, "--saes", help="Comma-separated SAE folders (features)."),
@@ -52,7 +59,7 @@ def register(app: typer.Typer) -> None:
         """Find the circuit behind a task, check it, and export the graph."""
         from rich.console import Console
 
-        from circuits.discovery.report import CircuitOptions, circuit_report
+        from circuits.discovery.report import CircuitOptions, EmptyCircuitError, circuit_report
         from interp.io import check_out_dir
         from interp.loading import default_device
         from interp.validation import check_finite_number
@@ -71,22 +78,42 @@ def register(app: typer.Typer) -> None:
             saes=_split(saes),
             metric=metric,
         )
-        check_finite_number(threshold, "--threshold")
+        if threshold is not None:
+            check_finite_number(threshold, "--threshold")
         check_out_dir(out, force)  # before any discovery starts
         console = Console(stderr=True)
         with console.status(f"circuit: {method} on {model}"), default_device(device):
             payload = circuit_report(model, out, opts, force=force)
+        m = payload["metrics"]
+        sel = m["selection"]
         if as_json:
             print(json.dumps(payload, indent=2))
-            return
-        m = payload["metrics"]
-        line = f"{method}: {m['n_edges']} of {m['n_graph_edges']} edges"
-        if "faithfulness" in m:
-            line += f", faithfulness {m['faithfulness']:.3f}, completeness {m['completeness']:.3f}"
-        if "auroc" in payload:
-            line += f", AUROC edges {payload['auroc']['edge']:.3f} nodes {payload['auroc']['node']:.3f}"
+        else:
+            _summary(console, method, payload, out)
         if m["n_edges"] == 0:
-            console.print(
-                "[yellow]the circuit is empty: no edge passed the selection (exported anyway)[/yellow]"
+            raise EmptyCircuitError(
+                f"the circuit is empty: {sel['note'] or 'no edge passed the selection'}. The empty graph is "
+                f"written to {out}; lower --threshold (or use --top-n) to keep edges"
             )
-        Console().print(f"{line}. Written to [cyan]{out}[/cyan].")
+
+
+def _summary(console: Any, method: str, payload: dict, out: Path) -> None:
+    """The one-line report: requested and kept edge counts, faithfulness, AUROC; a note when the
+    selection was widened."""
+    from rich.console import Console
+
+    m = payload["metrics"]
+    sel = m["selection"]
+    asked = [f"top {sel['top_n']}"] if sel["top_n"] is not None else []
+    asked += [f"|score| >= {sel['threshold']:g}"] if sel["threshold"] is not None else []
+    line = (
+        f"{method}: kept {m['n_edges']} of {m['n_graph_edges']} edges "
+        f"(requested {' and '.join(asked) or 'the edges ACDC kept'}: {sel['n_selected']} edges)"
+    )
+    if "faithfulness" in m:
+        line += f", faithfulness {m['faithfulness']:.3f}, completeness {m['completeness']:.3f}"
+    if "auroc" in payload:
+        line += f", AUROC edges {payload['auroc']['edge']:.3f} nodes {payload['auroc']['node']:.3f}"
+    if sel["note"] and m["n_edges"]:  # an empty circuit's note is the error that follows
+        console.print(f"[yellow]{sel['note']}[/yellow]", highlight=False)
+    Console().print(f"{line}. Written to [cyan]{out}[/cyan].", highlight=False)

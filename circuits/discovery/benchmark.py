@@ -9,6 +9,10 @@ Accuracy (`accuracy`): edge AUROC (q/k/v channels merged; `evaluation.auroc`) an
 and MLPs; for the edge methods a node scores the largest |score| of its edges) per data seed, and
 the ROC curve and the rank of every true edge on the first seed.
 
+Default-selection faithfulness (`selection_faithfulness`): on any zoo model with a task, the
+faithfulness of the circuit `interp circuit` would export with each method (its default selection),
+which is how the CLI's default method is chosen (`DEFAULT_METHOD_MODELS`).
+
 Cost (`timing`): every method and the baseline, one forward+backward on the same clean batch (the
 model's own forward, the metric, and its gradient with respect to every parameter, as a training
 step computes it), interleaved so that load from other jobs hits both alike: each round runs
@@ -35,9 +39,11 @@ import torch
 import interp
 from circuits.discovery import handset
 from circuits.discovery.data import CircuitData, check_ablation, default_ablation
-from circuits.discovery.evaluation import auroc, node_auroc, roc_curve, true_circuit
+from circuits.discovery.evaluation import auroc, node_auroc, pair_scores, roc_curve, true_circuit
+from circuits.discovery.faithfulness import faithfulness
 from circuits.discovery.registry import discover
 from circuits.discovery.report import CircuitOptions, load_model, task_data
+from circuits.discovery.report import select_circuit as report_circuit
 from circuits.discovery.scores import EdgeScores
 from circuits.graph import Circuit
 from interp import HookedModel
@@ -45,6 +51,10 @@ from interp.errors import InterpError
 
 METHODS: dict[str, dict[str, Any]] = {"acdc": {}, "eap": {}, "eap-ig": {"steps": 5}, "node": {}}
 """The methods compared, with their options (everything else at its default)."""
+
+
+DEFAULT_METHOD_MODELS = ("ioi-tiny", "induction-tiny", "greater-than-tiny", "hier-eq-tiny", "facts-tiny")
+"""Zoo task models (no known circuit) on which the default selection's faithfulness is also measured."""
 
 
 def ground_truth_models() -> list[str]:
@@ -88,7 +98,7 @@ def _kwargs(options: Mapping[str, Any], ablation: str) -> dict[str, Any]:
 
 def true_edge_ranks(scores: EdgeScores, truth: Circuit) -> dict[str, float]:
     """Rank (1 = largest |score|, ties averaged) of each true edge among all (src, dst) pairs."""
-    pairs = scores.collapse_qkv()
+    pairs = pair_scores(scores)
     values = sorted((abs(s) for s in pairs.values()), reverse=True)
     ranks = {}
     for edge in truth.edges:
@@ -129,13 +139,46 @@ def accuracy(
                 fpr, tpr = roc_curve(scores, case.truth)
                 row["roc"] = {"fpr": fpr, "tpr": tpr}
                 row["true_edge_ranks"] = true_edge_ranks(scores, case.truth)
-                row["n_edges"] = len(scores.collapse_qkv())
+                row["n_edges"] = len(pair_scores(scores))
                 if "forward_passes" in scores.metadata:
                     row["forward_passes"] = scores.metadata["forward_passes"]
     for row in out.values():
         for key in ("edge_auroc", "node_auroc"):
             row[f"{key}_mean"] = statistics.fmean(row[key])
             row[f"{key}_min"], row[f"{key}_max"] = min(row[key]), max(row[key])
+    return out
+
+
+def selection_faithfulness(
+    name: str,
+    methods: Mapping[str, Mapping[str, Any]] = METHODS,
+    n: int = 64,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """Per method: faithfulness and completeness of the circuit `interp circuit` exports by default
+    (same selection, widening included) on zoo or hand-set model `name` with its card's task and
+    ablation, and the edges kept."""
+    model, card, _ = load_model(name)
+    tasks = (card or {}).get("tasks")
+    if not tasks:
+        raise InterpError(f"the card of {name!r} names no task")
+    task = next(iter(tasks))
+    ablation = default_ablation(card)
+    out: dict[str, dict[str, Any]] = {}
+    for method, options in methods.items():
+        opts = CircuitOptions(task=task, method=method, n=n, seed=seed)
+        data = task_data(model, card, opts)
+        torch.manual_seed(seed)
+        scores = discover(model, data, method, **_kwargs(options, ablation))
+        circuit = report_circuit(scores, opts)
+        f = faithfulness(model, data, circuit, ablation=ablation, graph=scores.graph)
+        out[method] = {
+            "faithfulness": f.faithfulness,
+            "completeness": f.completeness,
+            "n_edges": f.n_edges,
+            "n_graph_edges": f.n_graph_edges,
+            "widened": circuit.metadata["selection"]["widened"],
+        }
     return out
 
 

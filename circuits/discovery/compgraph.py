@@ -4,8 +4,14 @@ Sources are the components that write to the residual stream, in forward order:
 `embed`, then per block l the heads `L{l}.H0..` and `MLP{l}`. Destinations are the inputs that
 read it: per block the heads (one input each, or separate q, k, v inputs with `separate_qkv=True`)
 and the MLP, then `logits`. There is an edge from every source to every destination downstream of
-it: heads of block l read everything before block l; MLP l also reads the heads of block l
-(sequential residual); logits read everything.
+it: heads of block l read everything before block l; MLP l also reads the heads of block l when
+the residual is sequential (not with a parallel residual, GPT-NeoX/Pythia's default, where the MLP
+reads the block input); logits read everything.
+
+Grouped-query attention (fewer k/v heads than q heads) always has separate inputs: one q input per
+head `L{l}.H{h}.q`, and one k and one v input per k/v head, named by the k/v head's index as the
+`attn.hook_k` / `attn.hook_v` hook points count them (`L{l}.H{j}.k` feeds the keys of q heads
+j*g .. j*g+g-1, g = n_heads / n_kv_heads).
 
 Indices are what the fast methods need: `edge_src[i]` / `edge_dst[i]` index edge i's source in
 `sources` and destination in `dests`; `n_upstream[d]` says how many sources (a prefix of `sources`)
@@ -47,37 +53,39 @@ class ComputationalGraph:
     n_layers: int
     n_heads: int
     separate_qkv: bool
+    n_kv_heads: int
     sources: tuple[Node, ...]
     dests: tuple[Dest, ...]
     edges: tuple[Edge, ...]
     edge_src: Tensor  # [n_edges] long, index into sources
     edge_dst: Tensor  # [n_edges] long, index into dests
     n_upstream: tuple[int, ...]  # per destination: it reads sources[:n_upstream[d]]
+    parallel_residual: bool = False
 
     @classmethod
     def build(cls, cfg: object, separate_qkv: bool = False) -> ComputationalGraph:
-        """The graph of a model with `cfg.n_layers` blocks and `cfg.n_heads` heads (a `model.cfg`).
-
-        Parallel-residual models (GPT-NeoX/Pythia with `use_parallel_residual`) are refused: there the
-        MLP does not read its own block's heads, which this graph assumes.
-        """
-        if getattr(cfg, "parallel_residual", False):
-            raise InterpError(
-                "circuit discovery needs a sequential-residual model; this one is parallel-residual"
-            )
+        """The graph of a model with `cfg.n_layers` blocks and `cfg.n_heads` heads (a `model.cfg`;
+        `cfg.n_kv_heads` and `cfg.parallel_residual` are read when present). Grouped-query models get
+        separate q/k/v inputs whatever `separate_qkv` says (see the module docstring)."""
         n_layers, n_heads = int(cfg.n_layers), int(cfg.n_heads)
+        n_kv = int(getattr(cfg, "n_kv_heads", n_heads) or n_heads)
+        if n_kv < 1 or n_heads % n_kv:
+            raise InterpError(f"{n_heads} heads cannot share {n_kv} key/value heads evenly")
+        parallel = bool(getattr(cfg, "parallel_residual", False))
+        separate_qkv = separate_qkv or n_kv != n_heads
         sources: list[Node] = [Node.embed()]
         dests: list[Dest] = []
         n_upstream: list[int] = []
-        channels = ("q", "k", "v") if separate_qkv else (None,)
+        channels = (("q", n_heads), ("k", n_kv), ("v", n_kv)) if separate_qkv else ((None, n_heads),)
         for layer in range(n_layers):
-            for qkv in channels:
-                for head in range(n_heads):
+            block_input = len(sources)
+            for qkv, count in channels:
+                for head in range(count):
                     dests.append(Dest(Node.attn_head(layer, head), qkv))
-                    n_upstream.append(len(sources))
+                    n_upstream.append(block_input)
             sources += [Node.attn_head(layer, h) for h in range(n_heads)]
             dests.append(Dest(Node.mlp(layer)))
-            n_upstream.append(len(sources))
+            n_upstream.append(block_input if parallel else len(sources))
             sources.append(Node.mlp(layer))
         dests.append(Dest(Node.logits()))
         n_upstream.append(len(sources))
@@ -87,12 +95,14 @@ class ComputationalGraph:
             n_layers,
             n_heads,
             separate_qkv,
+            n_kv,
             tuple(sources),
             tuple(dests),
             edges,
             torch.tensor([s for s, _ in pairs], dtype=torch.long),
             torch.tensor([d for _, d in pairs], dtype=torch.long),
             tuple(n_upstream),
+            parallel,
         )
 
     # -- lookups --------------------------------------------------------------------------------------
@@ -123,13 +133,16 @@ class ComputationalGraph:
 
     def mask(self, edges: Iterable[Edge | str | tuple]) -> Tensor:
         """[n_edges] bool: True for the listed edges. With `separate_qkv`, an edge given without a
-        channel selects all three channels of that head."""
+        channel selects all three channels of that head (under grouped-query attention: its q input
+        and the k/v inputs of its k/v head)."""
         out = torch.zeros(len(self.edges), dtype=torch.bool)
+        group = self.n_heads // self.n_kv_heads
         for edge in edges:
             edge = as_edge(edge)
             if self.separate_qkv and edge.qkv is None and edge.dst.kind == "head":
-                for qkv in ("q", "k", "v"):
-                    out[self.edge_index(Edge(edge.src, edge.dst, qkv))] = True
+                kv = Node.attn_head(edge.dst.layer, edge.dst.head // group)
+                for qkv, dst in (("q", edge.dst), ("k", kv), ("v", kv)):
+                    out[self.edge_index(Edge(edge.src, dst, qkv))] = True
             else:
                 out[self.edge_index(edge)] = True
         return out
@@ -143,9 +156,14 @@ class ComputationalGraph:
     def source_index(self, node: Node) -> int:
         return self.sources.index(node)
 
+    @property
+    def head_width(self) -> int:
+        """Head destinations per block: H, or H + 2 * n_kv_heads (q heads, k heads, v heads)."""
+        return self.n_heads + 2 * self.n_kv_heads if self.separate_qkv else self.n_heads
+
     def head_dests(self, layer: int) -> slice:
-        """The destinations of block `layer`'s heads (H of them, or 3H ordered q heads, k heads, v heads)."""
-        width = self.n_heads * (3 if self.separate_qkv else 1)
+        """The destinations of block `layer`'s heads (H of them, or q heads, k heads, v heads)."""
+        width = self.head_width
         start = layer * (width + 1)
         return slice(start, start + width)
 

@@ -11,23 +11,26 @@ patch weight of the edge (1 = edge removed), and `probe_d` an optional zero tens
 dMetric/dinput_d (what EAP needs). Nothing else in the model changes: the residual stream itself
 keeps its value, only the reads differ.
 
-A block whose heads are not patched is not rewired even when probed: the heads read the block
-input x through the attention norm and their slice of the qkv projection, so their input gradients
-come after the backward from the gradient at the fused q|k|v output g:
-dMetric/dinput_h = vjp of the norm at x applied to W_h g_h (`_Forward.head_grads`), which costs a
-little elementwise work instead of a per-head forward and backward through the norm and projection.
-
-How the reads are rewired on a GPT-2-family model (`WIRING`):
+The modules and weights behind the hook points come from `architecture.describe(model)`, which
+reads the model's adapter; the same code serves every wired family:
   1. `blocks.{l}.hook_resid_pre` records the block input (for l = 0 also the `embed` source, which
      `embed=` may replace, e.g. for integrated gradients along interpolated inputs);
-  2. `attn.hook_q/k/v` are recomputed per head from per-head inputs [batch, pos, head, d_model]:
-     ln_1, then that head's slice of the qkv projection (only in blocks whose heads are patched,
-     so an unpatched run is the model's own forward, bitwise; a probed unpatched block keeps the
-     fused q|k|v output `attn.c_attn` to differentiate at);
-  3. `attn.hook_z` through each head's slice of the output projection gives the head outputs;
-  4. a pre-hook on `ln_2` rewrites the MLP's input and one on `ln_f` the logits' input (the
-     residual stream is untouched); `hook_mlp_out` is the MLP source.
-Every hook is removed on every exit path.
+  2. in a block whose heads are patched, `attn.hook_q/k/v` are recomputed per head from per-head
+     inputs [batch, pos, head, d_model]: the attention norm, then that head's slice of the q/k/v
+     weights (grouped-query k/v inputs are per k/v head). What follows (q/k norms, rotary, the
+     attention itself) is the model's own code. An unpatched block runs as is;
+  3. `attn.hook_z` through each head's slice of the output projection gives the head outputs; when
+     a post-sublayer norm follows the projection, each head's output is scaled by that norm's
+     factor in this run (`architecture.post_scale`), so head outputs add up to what joins the stream;
+  4. pre-hooks on the MLP's input norm and on the final norm rewrite the MLP's and the logits'
+     input (the residual stream is untouched; with a parallel residual the MLP's input norm reads
+     the block input, and the MLP does not read its own block's heads); `hook_mlp_out` is the MLP
+     source.
+A probed block that is not rewired keeps the model's own q, k, v, adds a zero probe to each, and
+turns their gradients into input gradients: dMetric/dinput_h = vjp of the attention norm at the
+block input applied to W_q,h g_q,h (+ the k and v terms), a little elementwise work instead of a
+per-head forward and backward through the norm and projections. Every hook is removed on every
+exit path.
 
     >>> run = forward(model, graph, tokens, record=True)          # the model's own forward
     >>> run.sources.shape                                         # [n_sources, batch, pos, d_model]
@@ -42,51 +45,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from circuits.discovery.architecture import Architecture, describe, post_scale
 from circuits.discovery.compgraph import ComputationalGraph
 from interp import HookedModel
 from interp.errors import InterpError
-
-
-@dataclass(frozen=True)
-class Wiring:
-    """Where one architecture family keeps what the edge-level forward needs (paths relative to the
-    base model; `{l}` is the block index)."""
-
-    block: str
-    attn_norm: str
-    mlp_norm: str
-    final_norm: str
-    qkv: Callable[[nn.Module, int, int], tuple[Tensor, Tensor]]
-    """(block, n_heads, d_head) -> W [d_model, 3, head, d_head], b [3, head, d_head]."""
-    w_out: Callable[[nn.Module, int, int], Tensor]
-    """(block, n_heads, d_head) -> W_O [head, d_head, d_model] (the output projection's bias is not a head's)."""
-    qkv_out: str
-    """The module whose output is the fused q, k, v [batch, pos, 3 * head * d_head], laid out as `qkv`'s W."""
-
-
-def _gpt2_qkv(block: nn.Module, n_heads: int, d_head: int) -> tuple[Tensor, Tensor]:
-    attn = block.attn.c_attn  # Conv1D: weight [d_model, 3 * head * d_head]
-    return attn.weight.view(-1, 3, n_heads, d_head), attn.bias.view(3, n_heads, d_head)
-
-
-def _gpt2_out(block: nn.Module, n_heads: int, d_head: int) -> Tensor:
-    return block.attn.c_proj.weight.view(n_heads, d_head, -1)  # Conv1D: [head * d_head, d_model]
-
-
-WIRING: dict[str, Wiring] = {
-    "gpt2": Wiring("h.{l}", "h.{l}.ln_1", "h.{l}.ln_2", "ln_f", _gpt2_qkv, _gpt2_out, "h.{l}.attn.c_attn"),
-}
-
-
-def wiring(model: HookedModel) -> Wiring:
-    """The `Wiring` row for `model`'s family, or an `InterpError` saying how to add one."""
-    family = model.cfg.family
-    if family not in WIRING:
-        raise InterpError(
-            f"edge-level circuit discovery supports the families {', '.join(WIRING)}; this model is {family!r}. "
-            "Add a Wiring row (block, norms, per-head qkv and output weights) in circuits/discovery/engine.py"
-        )
-    return WIRING[family]
 
 
 @dataclass
@@ -95,9 +57,10 @@ class EdgeRun:
 
     logits: Tensor  # [batch, pos, vocab]
     sources: Tensor | None = None  # [n_sources, batch, pos, d_model] when recorded
-    probes: list[Tensor] = field(default_factory=list)  # per destination group, when probing
-    to_dests: list[Callable[[Tensor], Tensor]] = field(default_factory=list)
-    """Per probe: its gradient -> dvalue/dinput of its destinations [n, batch, pos, d_model]."""
+    probes: list[Tensor] = field(default_factory=list)  # zero tensors added to reads, when probing
+    readers: list[Callable[[list[Tensor]], Tensor]] = field(default_factory=list)
+    """Per destination group, in destination order: the gradients of all probes -> dvalue/dinput of
+    its destinations [n, batch, pos, d_model]."""
 
     def grads(self, graph: ComputationalGraph, value: Tensor, groups: int = 1) -> Tensor:
         """dvalue/dinput of every destination [n_dests, batch, pos, d_model], for a run made with
@@ -107,9 +70,10 @@ class EdgeRun:
         if not self.probes:
             raise InterpError("grads() needs a run made with probe=True")
         grads = torch.autograd.grad(value, self.probes, allow_unused=True)
+        grads = [torch.zeros_like(p) if g is None else g for p, g in zip(self.probes, grads, strict=True)]
         parts = []
-        for probe, grad, to_dests in zip(self.probes, grads, self.to_dests, strict=True):
-            part = to_dests(torch.zeros_like(probe) if grad is None else grad)  # [n, batch, pos, d_model]
+        for reader in self.readers:
+            part = reader(grads)  # [n, batch, pos, d_model]
             parts.append(part.unflatten(1, (groups, -1)).sum(1) if groups > 1 else part)
         out = torch.cat(parts)
         if out.shape[0] != len(graph.dests):
@@ -148,19 +112,22 @@ class _Forward:
         probe: bool,
         embed: Tensor | None,
     ):
-        self.model, self.graph, self.wiring = model, graph, wiring(model)
+        self.model, self.graph, self.arch = model, graph, describe(model)
         self.alt, self.patch, self.probe, self.embed = alt, patch, probe, embed
-        cfg = model.cfg
-        self.n_heads, self.d_head = cfg.n_heads, cfg.d_head
+        arch: Architecture = self.arch
+        if (arch.n_heads, arch.n_kv_heads) != (graph.n_heads, graph.n_kv_heads) or (
+            arch.parallel_residual != graph.parallel_residual
+        ):
+            raise InterpError(
+                "this computational graph was built for a different model: use ComputationalGraph.build(model.cfg)"
+            )
         self.chunks: list[Tensor] = []  # source outputs in order, each [n, batch, pos, d_model]
         self.resid: dict[int, Tensor] = {}  # block -> its input [batch, pos, d_model]
         self.head_inputs: dict[int, tuple[Tensor, Tensor, Tensor]] = {}  # block -> normalised q/k/v inputs
+        self.qkv_probes: dict[int, list[int]] = {}  # unrewired probed block -> indices of its q/k/v probes
+        self.head_chunk: dict[int, int] = {}  # block -> index of its head outputs in `chunks`
         self.probes: list[Tensor] = []
-        self.to_dests: list[Callable[[Tensor], Tensor]] = []
-        base, layers = model.base_model, range(cfg.n_layers)
-        self.blocks = [base.get_submodule(self.wiring.block.format(l=i)) for i in layers]
-        self.attn_norms = [base.get_submodule(self.wiring.attn_norm.format(l=i)) for i in layers]
-        self.qkv_outs = [base.get_submodule(self.wiring.qkv_out.format(l=i)) for i in layers]
+        self.readers: list[Callable[[list[Tensor]], Tensor]] = []
 
     # -- the pieces ---------------------------------------------------------------------------------
     def sources(self, n: int) -> Tensor:
@@ -185,26 +152,10 @@ class _Forward:
             return torch.einsum("ts,sbpd->bptd", w.to(diff.dtype), diff)
         return torch.einsum("bts,sbpd->bptd", w.to(diff.dtype), diff)
 
-    def _probe(self, like: Tensor) -> Tensor:
-        """A zero probe on destination inputs [batch, pos, n_dests, d_model]."""
+    def _add_probe(self, like: Tensor) -> Tensor:
         probe = torch.zeros_like(like, requires_grad=True)
         self.probes.append(probe)
-        self.to_dests.append(lambda grad: grad.movedim(2, 0))  # [b,p,n,d] -> [n,b,p,d]
         return probe
-
-    @torch.no_grad()  # a result, not part of any graph (torch.func.vjp still differentiates the norm)
-    def head_grads(self, layer: int, grad: Tensor) -> Tensor:
-        """Input gradients of an unpatched block's head destinations [n_dests, batch, pos, d_model]
-        from the gradient at its fused q|k|v output [batch, pos, 3 * head * d_head]."""
-        w, _ = self.wiring.qkv(self.blocks[layer], self.n_heads, self.d_head)  # [d_model, 3, head, d_head]
-        grad = grad.unflatten(-1, (3, self.n_heads, self.d_head))
-        w = w.to(grad.dtype)
-        if self.graph.separate_qkv:  # dests: q heads, k heads, v heads
-            normed = torch.einsum("bpthe,dthe->thbpd", grad, w).flatten(0, 1)
-        else:
-            normed = torch.einsum("bpthe,dthe->hbpd", grad, w)
-        _, vjp = torch.func.vjp(self.attn_norms[layer], self.resid[layer].detach())
-        return torch.vmap(vjp)(normed)[0]
 
     def _rewire(self, x: Tensor, dests: slice) -> Tensor:
         """x [batch, pos, d_model] as read by `dests`: [batch, pos, n_dests, d_model]."""
@@ -214,8 +165,24 @@ class _Forward:
         if delta is not None:
             out = out + delta
         if self.probe:
-            out = out + self._probe(out)
+            out = out + self._add_probe(out)
+            index = len(self.probes) - 1
+            self.readers.append(lambda grads: grads[index].movedim(2, 0))  # [b,p,n,d] -> [n,b,p,d]
         return out
+
+    @torch.no_grad()  # a result, not part of any graph (torch.func.vjp still differentiates the norm)
+    def head_grads(self, layer: int, grads: list[Tensor]) -> Tensor:
+        """Input gradients of an unrewired block's head destinations [n_dests, batch, pos, d_model]
+        from the gradients at its q, k, v [batch, pos, heads, d_head]."""
+        arch, graph = self.arch, self.graph
+        g = [grads[i] for i in self.qkv_probes[layer]]
+        parts = [  # per part: [heads, batch, pos, d_model]
+            torch.einsum("bphe,hde->hbpd", g[part], arch.w_qkv(layer, part).to(g[part].dtype))
+            for part in range(3)
+        ]
+        normed = torch.cat(parts) if graph.separate_qkv else parts[0] + parts[1] + parts[2]
+        _, vjp = torch.func.vjp(arch.attn_norms[layer], self.resid[layer].detach())
+        return torch.vmap(vjp)(normed)[0]
 
     # -- callbacks --------------------------------------------------------------------------------------
     def resid_pre(self, layer: int) -> Callable[[Tensor, str], Tensor | None]:
@@ -230,41 +197,49 @@ class _Forward:
         return hook
 
     def qkv(self, layer: int, part: int) -> Callable[[Tensor, str], Tensor | None]:
-        def hook(value: Tensor, name: str) -> Tensor | None:  # value [batch, pos, head, d_head]
+        arch, graph = self.arch, self.graph
+
+        def hook(value: Tensor, name: str) -> Tensor | None:  # value [batch, pos, heads, d_head]
             if layer not in self.head_inputs:
-                dests = self.graph.head_dests(layer)
+                dests = graph.head_dests(layer)
                 if self._weights(dests) is None:
-                    return None  # nothing rewired in this block: the model's own q, k, v
-                x = self._rewire(self.resid[layer], dests)  # [batch, pos, (3) head, d_model]
-                normed = self.attn_norms[layer](x)
-                split = normed.split(self.n_heads, dim=2) if self.graph.separate_qkv else (normed,) * 3
+                    if not self.probe:
+                        return None  # nothing rewired in this block: the model's own q, k, v
+                    self.qkv_probes.setdefault(layer, []).append(len(self.probes))
+                    if part == 2:
+                        self.readers.append(lambda grads: self.head_grads(layer, grads))
+                    return value + self._add_probe(value)
+                x = self._rewire(self.resid[layer], dests)  # [batch, pos, n_dests, d_model]
+                normed = arch.attn_norms[layer](x)
+                if graph.separate_qkv:
+                    h, kv = graph.n_heads, graph.n_kv_heads
+                    split = normed.split((h, kv, kv), dim=2)
+                else:
+                    split = (normed,) * 3
                 self.head_inputs[layer] = split  # type: ignore[assignment]
-            w, b = self.wiring.qkv(self.blocks[layer], self.n_heads, self.d_head)
-            x_part = self.head_inputs[layer][part]  # [batch, pos, head, d_model]
-            return torch.einsum("bphd,dhe->bphe", x_part, w[:, part]) + b[part]
-
-        return hook
-
-    def qkv_out(self, layer: int) -> Callable[[nn.Module, tuple, Tensor], Tensor | None]:
-        """Forward hook on the fused q|k|v module: a probed block that was not rewired is
-        differentiated at its output (runs after the `hook_q/k/v` callbacks, which rewire)."""
-
-        def hook(module: nn.Module, args: tuple, output: Tensor) -> Tensor | None:
-            if layer in self.head_inputs:
-                return None
-            replaced = None
-            if not output.requires_grad:  # frozen weights and an input without gradient (block 0)
-                output = replaced = output.detach().requires_grad_()
-            self.probes.append(output)
-            self.to_dests.append(lambda grad: self.head_grads(layer, grad))
-            return replaced
+            w = arch.w_qkv(layer, part)  # [heads, d_model, d_head]
+            x_part = self.head_inputs[layer][part]  # [batch, pos, heads, d_model]
+            out = torch.einsum("bphd,hde->bphe", x_part, w.to(x_part.dtype))
+            b = arch.b_qkv(layer, part)
+            return out if b is None else out + b
 
         return hook
 
     def head_out(self, layer: int) -> Callable[[Tensor, str], None]:
         def hook(z: Tensor, name: str) -> None:  # z [batch, pos, head, d_head]
-            w_o = self.wiring.w_out(self.blocks[layer], self.n_heads, self.d_head)
-            self.chunks.append(torch.einsum("bphe,hed->hbpd", z, w_o))
+            w_o = self.arch.w_o(layer)  # [head, d_head, d_model]
+            self.head_chunk[layer] = len(self.chunks)
+            self.chunks.append(torch.einsum("bphe,hed->hbpd", z, w_o.to(z.dtype)))
+
+        return hook
+
+    def post_attn(self, layer: int) -> Callable[[nn.Module, tuple, Tensor], None]:
+        """Forward hook on a post-sublayer norm: scale this block's head outputs by its factor."""
+
+        def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
+            i = self.head_chunk[layer]
+            scale = post_scale(args[0], output if isinstance(output, Tensor) else output[0])
+            self.chunks[i] = self.chunks[i] * scale[None]
 
         return hook
 
@@ -308,23 +283,35 @@ def forward(
     if patch is not None and alt is None:
         raise InterpError("forward(patch=...) needs alt= (the source outputs to patch in)")
     state = _Forward(model, graph, alt, patch, probe, embed)
+    arch = state.arch
     hooks: dict[str, Callable] = {}
     pre: list[tuple[nn.Module, Callable[[Tensor], Tensor]]] = []
-    base = model.base_model
+    post: list[tuple[nn.Module, Callable]] = []
+    sources = record or patch is not None  # source outputs are only needed to patch or to return
     for layer in range(graph.n_layers):
         prefix = f"blocks.{layer}"
         hooks[f"{prefix}.hook_resid_pre"] = state.resid_pre(layer)
         for part, kind in enumerate(("q", "k", "v")):
             hooks[f"{prefix}.attn.hook_{kind}"] = state.qkv(layer, part)
-        if record or patch is not None:  # source outputs are only needed to patch or to return
+        if sources:
             hooks[f"{prefix}.attn.hook_z"] = state.head_out(layer)
             hooks[f"{prefix}.hook_mlp_out"] = state.mlp_out
-        pre.append(
-            (base.get_submodule(state.wiring.mlp_norm.format(l=layer)), state.reads(graph.mlp_dest(layer)))
-        )
-    pre.append((base.get_submodule(state.wiring.final_norm), state.reads(graph.logits_dest)))
-    post = [(state.qkv_outs[layer], state.qkv_out(layer)) for layer in range(graph.n_layers)] if probe else []
-    with model.hooks(hooks), _pre_hooks(pre, post):  # after model.hooks: `qkv_out` sees the rewired q, k, v
+            if arch.post_attn[layer] is not None:
+                post.append((arch.post_attn[layer], state.post_attn(layer)))
+        pre.append((arch.mlp_norms[layer], state.reads(graph.mlp_dest(layer))))
+    pre.append((arch.final_norm, state.reads(graph.logits_dest)))
+    with model.hooks(hooks), _pre_hooks(pre, post):
         logits = model(tokens)
-    sources = torch.cat(state.chunks) if record else None
-    return EdgeRun(logits, sources, state.probes, state.to_dests)
+    if probe:  # readers run in destination order: per block heads then MLP, then logits
+        state.readers = _in_dest_order(state, graph)
+    out_sources = torch.cat(state.chunks) if record else None
+    return EdgeRun(logits, out_sources, state.probes, state.readers)
+
+
+def _in_dest_order(state: _Forward, graph: ComputationalGraph) -> list[Callable[[list[Tensor]], Tensor]]:
+    """The readers were appended in hook order, which is destination order (heads of block l, its
+    MLP, ..., logits) for both sequential and parallel blocks; checked here."""
+    expected = 2 * graph.n_layers + 1
+    if len(state.readers) != expected:
+        raise InterpError(f"probed {len(state.readers)} destination groups, expected {expected}")
+    return state.readers

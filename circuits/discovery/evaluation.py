@@ -1,7 +1,9 @@
 """Scoring discovery methods against known circuits: ROC curves and AUROC over edges and nodes.
 
 Edges are compared as (src, dst) pairs: a method that scores q, k and v inputs separately gives a
-pair the largest |score| of its channels (`EdgeScores.collapse_qkv`). AUROC is the probability that
+pair the largest |score| of its channels (`EdgeScores.collapse_qkv`). Under grouped-query attention
+the heads of a group share their k and v inputs: a k/v edge counts for every head of its group (so
+no method can separate two heads of one group by their k/v inputs, only by their q inputs and outputs). AUROC is the probability that
 a random true edge outscores a random other edge (ties count half; the Mann-Whitney statistic), so
 1.0 means every true edge ranks above every other. Node AUROC leaves out `embed` and `logits`,
 which every circuit contains.
@@ -42,6 +44,36 @@ def true_circuit(source: Any, folder: str | Path | None = None) -> Circuit:
             return true_circuit(inner)
         return Circuit.from_dict(source)
     raise InterpError(f"cannot read a circuit from {type(source).__name__}")
+
+
+def _grouped(scores: ScoresLike) -> bool:
+    graph = getattr(scores, "graph", None)
+    return getattr(graph, "n_kv_heads", None) not in (None, getattr(graph, "n_heads", None))
+
+
+def _universe(scores: ScoresLike, true_edges: Circuit | Iterable[Any]) -> tuple[dict[Any, float], set]:
+    """(pair -> score, true pairs)."""
+    return pair_scores(scores), _truth_pairs(true_edges)
+
+
+def pair_scores(scores: ScoresLike) -> dict[Pair, float]:
+    """(src, dst) -> the largest-|score| score of its edges; on a grouped-query graph k/v edges
+    count for every head of their group."""
+    if not _grouped(scores):
+        return _pairs(scores)
+    graph = scores.graph
+    group = graph.n_heads // graph.n_kv_heads
+    out: dict[Pair, float] = {}
+    for edge, score in scores.as_dict().items():
+        if edge.qkv in ("k", "v"):
+            dsts = [Node.attn_head(edge.dst.layer, edge.dst.head * group + i) for i in range(group)]
+        else:
+            dsts = [edge.dst]
+        for dst in dsts:
+            pair = (edge.src, dst)
+            if pair not in out or abs(score) > abs(out[pair]):
+                out[pair] = score
+    return out
 
 
 def _pairs(scores: ScoresLike) -> dict[Pair, float]:
@@ -113,14 +145,14 @@ def auroc(scores: ScoresLike, true_edges: Circuit | Iterable[Any], absolute: boo
     Example:
         >>> auroc(scores, [("embed", "L0.H0"), ("L0.H0", "L1.H0")])
     """
-    return _mann_whitney(_ranked(_pairs(scores), _truth_pairs(true_edges), absolute))
+    return _mann_whitney(_ranked(*_universe(scores, true_edges), absolute))
 
 
 def roc_curve(
     scores: ScoresLike, true_edges: Circuit | Iterable[Any], absolute: bool = True
 ) -> tuple[list[float], list[float]]:
     """(false-positive rates, true-positive rates) from the highest threshold down, starting at (0, 0)."""
-    return _roc(_ranked(_pairs(scores), _truth_pairs(true_edges), absolute))
+    return _roc(_ranked(*_universe(scores, true_edges), absolute))
 
 
 def node_auroc(

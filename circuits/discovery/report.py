@@ -38,6 +38,11 @@ from interp.io import atomic_dir, write_result
 from interp.tasks import get as get_task
 
 CARD_FILE = "card.json"
+DEFAULT_TOP_N = 20
+
+
+class EmptyCircuitError(InterpError):
+    """An explicit threshold kept no edge (the empty circuit is written anyway)."""
 
 
 @dataclass(frozen=True)
@@ -58,10 +63,12 @@ class CircuitOptions:
     """corrupted, resample, mean or zero; None: the model card's `ablation`, else corrupted."""
     steps: int = 5
     """Integrated-gradient steps (eap-ig, features)."""
-    threshold: float = 0.05
-    """ACDC threshold (fraction of the clean-minus-ablated metric)."""
-    top_n: int = 20
-    """Edges exported for the scoring methods (ACDC exports the edges it kept)."""
+    threshold: float | None = None
+    """ACDC: its threshold (a fraction of the clean-minus-ablated metric; None = ACDC's default).
+    Scoring methods: keep edges with |score| >= threshold. An explicit threshold is never widened."""
+    top_n: int | None = None
+    """Edges exported for the scoring methods (None: `DEFAULT_TOP_N` without a threshold, every edge
+    passing it with one); ACDC exports the edges it kept."""
     separate_qkv: bool = False
     """Separate q/k/v inputs per head."""
     saes: tuple[str, ...] = ()
@@ -76,7 +83,7 @@ class CircuitOptions:
             check_ablation(self.ablation)
         if self.n < 2:
             raise InterpError(f"--n must be at least 2, got {self.n}")
-        if self.top_n < 0:
+        if self.top_n is not None and self.top_n < 0:
             raise InterpError(f"--top-n must be >= 0, got {self.top_n}")
 
 
@@ -136,7 +143,7 @@ def _overrides(opts: CircuitOptions, ablation: str) -> dict[str, Any]:
     wanted = {
         "ablation": ablation,
         "steps": opts.steps,
-        "threshold": opts.threshold,
+        **({"threshold": opts.threshold} if opts.threshold is not None else {}),
         "separate_qkv": opts.separate_qkv,
     }
     if opts.method == "features":
@@ -149,10 +156,24 @@ def _overrides(opts: CircuitOptions, ablation: str) -> dict[str, Any]:
     return {k: v for k, v in wanted.items() if k in fields}
 
 
-def _circuit(scores: EdgeScores, opts: CircuitOptions) -> Circuit:
+def select_circuit(scores: EdgeScores, opts: CircuitOptions) -> Circuit:
+    """The exported circuit. ACDC: the edges it kept; when its default threshold kept none, the top
+    edges by |effect| instead (said in the selection note). Scoring methods: `--top-n` and/or
+    `--threshold`. Only an explicit threshold can give an empty circuit."""
+    top_n = opts.top_n if opts.top_n is not None or opts.threshold is not None else DEFAULT_TOP_N
     if "circuit_mask" in scores.metadata:
-        return scores.to_circuit()
-    return scores.to_circuit(top_n=opts.top_n)
+        circuit = scores.to_circuit()
+        if circuit.edges or opts.threshold is not None:
+            return circuit
+        fallback = scores.to_circuit(top_n=opts.top_n or DEFAULT_TOP_N)
+        selection = fallback.metadata["selection"]
+        selection["note"] = (
+            f"ACDC kept no edge at its default threshold; showing the top {selection['n_kept']} edges "
+            "by |effect| instead" + (f" ({selection['note']})" if selection["note"] else "")
+        )
+        selection["widened"] = True
+        return fallback
+    return scores.to_circuit(top_n=top_n, threshold=opts.threshold if scores.method != "acdc" else None)
 
 
 def _checks(
@@ -196,7 +217,7 @@ def circuit_report(model_name: str, out: str | Path, opts: CircuitOptions, force
     data = task_data(model, card, opts)
     torch.manual_seed(opts.seed)
     scores = get(opts.method).run(model, data, config)
-    circuit = _circuit(
+    circuit = select_circuit(
         scores, opts
     )  # an empty circuit is logged by the method / selection and still exported
     meta = {"model": model_name, "task": opts.task, "method": opts.method, "ablation": ablation}
@@ -213,6 +234,7 @@ def circuit_report(model_name: str, out: str | Path, opts: CircuitOptions, force
             "clean_metric": scores.metadata.get("clean_metric"),
             "ablated_metric": scores.metadata.get("ablated_metric"),
             "n_edges": len(circuit.edges),
+            "selection": circuit.metadata["selection"],
             "n_nodes": len(circuit.nodes),
             "n_graph_edges": len(scores.scores),
             "seconds": scores.metadata.get("seconds"),

@@ -57,9 +57,13 @@ class EdgeScores:
             object.__setattr__(self, "node_scores", self._derived_node_scores())
 
     def _derived_node_scores(self) -> dict[Node, float]:
+        """Largest |score| of the edges touching each node; under grouped-query attention a k/v
+        input is shared by a group of heads, so k/v edges count for their source only."""
         best: dict[Node, float] = {}
+        grouped = getattr(self.graph, "n_kv_heads", None) not in (None, getattr(self.graph, "n_heads", None))
         for edge, score in zip(self.graph.edges, self.scores.abs().tolist(), strict=True):
-            for node in edge.pair:
+            shared = grouped and edge.qkv in ("k", "v")
+            for node in edge.pair[:1] if shared else edge.pair:
                 best[node] = max(best.get(node, 0.0), score)
         return best
 
@@ -106,6 +110,53 @@ class EdgeScores:
             keep &= ranked
         return keep
 
+    def select(
+        self, top_n: int | None = None, threshold: float | None = None, prune: bool = True
+    ) -> Selection:
+        """The edges of the circuit (see `to_circuit`) and how they were chosen."""
+        keep = self.selected(top_n, threshold)
+        edges = [e for e, k in zip(self.graph.edges, keep.tolist(), strict=True) if k]
+        kept = prune_edges(edges) if prune else edges
+        requested = top_n if top_n is not None else len(edges)
+        note = ""
+        explicit = threshold is not None or (top_n is None and "circuit_mask" in self.metadata)
+        if not kept and prune and not explicit and len(self.graph.edges):
+            k = self._smallest_connected_top(max(requested, 1))
+            kept = prune_edges([self.graph.edges[i] for i in self.order()[:k].tolist()])
+            note = (
+                f"the top {requested} edges hold no embed-to-logits path; widened to the top {k} "
+                f"(the fewest top-ranked edges that connect embed to logits)"
+            )
+            logger.warning("%s: %s", self.method, note)
+        elif not kept:
+            note = (
+                f"no edge passes the selection (top_n={top_n}, threshold={threshold}"
+                + (", after pruning to embed-to-logits paths" if prune and edges else "")
+                + "): the circuit is empty"
+            )
+            logger.warning("%s: %s", self.method, note)
+        return Selection(tuple(kept), top_n, threshold, len(edges), note, explicit)
+
+    def _smallest_connected_top(self, start: int) -> int:
+        """The least k >= start whose top-k edges keep an edge after pruning (monotone in k: more
+        edges only add paths), by doubling then bisection."""
+        order = self.order().tolist()
+        edges = self.graph.edges
+
+        def connected(k: int) -> bool:
+            return bool(prune_edges([edges[i] for i in order[:k]]))
+
+        low, high = start, start
+        while high < len(order) and not connected(high):
+            low, high = high, min(2 * high, len(order))
+        while low < high:
+            mid = (low + high) // 2
+            if connected(mid):
+                high = mid
+            else:
+                low = mid + 1
+        return high
+
     def to_circuit(
         self,
         top_n: int | None = None,
@@ -116,26 +167,21 @@ class EdgeScores:
         """The circuit of the selected edges (see `selected`), with their scores.
 
         `prune` drops edges that cannot matter: those whose destination has no path to `logits`
-        and those whose source (a head or MLP) receives no edge, repeatedly. An empty selection
-        gives an empty circuit (and a warning), which still exports.
+        and those whose source (a head or MLP) receives no edge, repeatedly. A selection by `top_n`
+        alone never comes back empty: when its edges hold no embed-to-logits path it is widened to
+        the fewest top-ranked edges that do, with a warning. An explicit `threshold` (or ACDC's
+        kept edges) that leaves nothing gives an empty circuit (and a warning), which still exports.
+        `metadata["selection"]` records what was asked and what was kept.
         """
-        keep = self.selected(top_n, threshold)
-        edges = [e for e, k in zip(self.graph.edges, keep.tolist(), strict=True) if k]
-        if prune:
-            edges = prune_edges(edges)
-        if not edges and (top_n is not None or threshold is not None):  # ACDC warns about its own
-            logger.warning(
-                "%s: no edge passes the selection (top_n=%s, threshold=%s): the circuit is empty",
-                self.method,
-                top_n,
-                threshold,
-            )
+        chosen = self.select(top_n, threshold, prune)
+        edges = list(chosen.edges)
         score = self.as_dict()
         nodes = {n for e in edges for n in e.pair}
         meta = {
             "method": self.method,
             **{k: v for k, v in self.metadata.items() if k != "circuit_mask"},
             "n_graph_edges": len(self.graph.edges),
+            "selection": chosen.to_dict(),
             **(metadata or {}),
         }
         return Circuit(
@@ -145,6 +191,31 @@ class EdgeScores:
             {n: s for n, s in (self.node_scores or {}).items() if n in nodes},
             meta,
         )
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a circuit selection asked for and what it kept."""
+
+    edges: tuple[Edge, ...]
+    top_n: int | None
+    threshold: float | None
+    n_selected: int
+    """Edges passing `top_n` / `threshold` (or ACDC's mask), before pruning."""
+    note: str = ""
+    """What was done when the selection would have been empty (widened), or why it is empty."""
+    explicit: bool = False
+    """The selection was a threshold (the user's or ACDC's): it is never widened."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "top_n": self.top_n,
+            "threshold": self.threshold,
+            "n_selected": self.n_selected,
+            "n_kept": len(self.edges),
+            "widened": bool(self.note) and bool(self.edges),
+            "note": self.note,
+        }
 
 
 def prune_edges(edges: list[Edge]) -> list[Edge]:

@@ -359,12 +359,8 @@ def test_bad_input_raises_interp_error(hand, hand_data, call, message):
         call(hand, hand_data)
 
 
-def test_unsupported_families_are_refused_clearly():
-    model = interp.HookedModel(tiny_models.make("llama"))
-    data = CircuitData(
-        torch.zeros(2, 4, dtype=torch.long), torch.ones(2, 4, dtype=torch.long), lambda x: x.sum()
-    )
-    with pytest.raises(InterpError, match="supports the families gpt2"):
-        discover(model, data, "eap")
-    with pytest.raises(InterpError, match="parallel-residual"):
-        ComputationalGraph.build(interp.HookedModel(tiny_models.make("neox-parallel")).cfg)
+def test_a_graph_built_for_another_model_is_refused(tiny):
+    model, data = tiny
+    other = ComputationalGraph.build(interp.HookedModel(tiny_models.make("neox-parallel")).cfg)
+    with pytest.raises(InterpError, match="built for a different model"):
+        forward(model, other, data.clean)

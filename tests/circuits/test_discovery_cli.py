@@ -7,6 +7,7 @@ import json
 
 import networkx as nx
 import pytest
+import torch
 import typer
 from typer.testing import CliRunner
 
@@ -97,3 +98,59 @@ def test_options_validate_eagerly():
     with pytest.raises(InterpError, match="--n must be at least 2"):
         CircuitOptions(task="ioi", n=1)
     assert CircuitOptions(task="ioi", formats=("TEX", "gv")).formats == ("tikz", "dot")
+
+
+# -- selection: never silently empty ---------------------------------------------------------------------
+def _run(app, tmp_path, name, *args):
+    out = tmp_path / name
+    result = CliRunner().invoke(
+        app, ["circuit", "ioi-tiny", "--task", "ioi", "--n", "8", "--out", str(out), *args]
+    )
+    return result, out
+
+
+def test_default_selection_is_widened_not_empty_and_reports_counts(app, tmp_path):
+    """On ioi-tiny the top 20 EAP edges hold no embed-to-logits path: the selection is widened to
+    the fewest top edges that do, and the CLI reports requested and kept counts."""
+    result, out = _run(app, tmp_path, "eap", "--method", "eap", "--top-n", "5")
+    assert result.exit_code == 0, result.output
+    payload = json.loads((out / "result.json").read_text())
+    selection = payload["metrics"]["selection"]
+    assert selection["top_n"] == 5 and payload["metrics"]["n_edges"] == selection["n_kept"] > 0
+    assert selection["widened"] and "widened to the top" in selection["note"]
+    assert "(requested top 5: " in result.output and f"kept {selection['n_kept']} of" in result.output
+    assert len(Circuit.load(out / "circuit.json").edges) == selection["n_kept"]
+
+
+def test_an_explicit_threshold_that_keeps_nothing_exits_non_zero_but_writes_the_graph(app, tmp_path):
+    result, out = _run(app, tmp_path, "empty", "--method", "eap", "--threshold", "1e6")
+    assert isinstance(result.exception, InterpError) and "the circuit is empty" in str(result.exception)
+    assert Circuit.load(out / "circuit.json").edges == ()
+    assert json.loads((out / "result.json").read_text())["metrics"]["n_edges"] == 0
+
+
+def test_acdc_explicit_threshold_that_keeps_nothing_fails(app, tmp_path):
+    result, _ = _run(app, tmp_path, "acdc-empty", "--method", "acdc", "--threshold", "50")
+    assert isinstance(result.exception, InterpError) and "lower --threshold" in str(result.exception)
+
+
+def test_scores_selection_widens_only_without_a_threshold():
+    from circuits.discovery import ComputationalGraph, EdgeScores
+
+    class Cfg:
+        n_layers, n_heads = 1, 2
+
+    graph = ComputationalGraph.build(Cfg())
+    values = torch.zeros(len(graph.edges))
+    values[graph.edge_index("L0.H0->MLP0")] = 5.0  # the top edge alone reaches neither embed nor logits
+    values[graph.edge_index("MLP0->logits")] = 1.0
+    values[graph.edge_index("embed->L0.H0")] = 0.5
+    scores = EdgeScores(graph, values, "eap")
+    circuit = scores.to_circuit(top_n=1)
+    assert {str(e) for e in circuit.edges} == {"embed->L0.H0", "L0.H0->MLP0", "MLP0->logits"}
+    assert (
+        circuit.metadata["selection"]["n_kept"] == 3
+        and "widened to the top 3" in circuit.metadata["selection"]["note"]
+    )
+    empty = scores.to_circuit(threshold=2.0)
+    assert empty.edges == () and "the circuit is empty" in empty.metadata["selection"]["note"]
