@@ -17,7 +17,7 @@ changes over logits, over features, and over both.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -26,6 +26,9 @@ from circuits.attribution.graph import AttributionGraph
 from circuits.attribution.pruning import Pruned
 from circuits.attribution.replacement import HookFn, ReplacementModel, Snapshot
 from saes.transcoder_set import HOOK_IN, HOOK_OUT
+
+Freeze = Literal["none", "norms", "all"]
+FREEZES: tuple[Freeze, ...] = ("none", "norms", "all")
 
 
 def per_unit(graph: AttributionGraph) -> Tensor:
@@ -46,9 +49,12 @@ def predicted_effects(graph: AttributionGraph, feature: int, factor: float) -> T
     return m @ delta_f
 
 
-def measured_effects(rm: ReplacementModel, snap: Snapshot, graph: AttributionGraph, feature: int, factor: float) -> Tensor:
+def measured_effects(
+    rm: ReplacementModel, snap: Snapshot, graph: AttributionGraph, feature: int, factor: float, freeze: Freeze = "none"
+) -> Tensor:
     """Measured change of every feature's pre-activation and of the chosen logits [n_nodes] (0 elsewhere)
-    when feature `feature` is scaled by `factor` in the real model."""
+    when feature `feature` is scaled by `factor` in the real model (`freeze`: "none"; "norms": norm
+    denominators held at their traced values; "all": attention patterns too -- the MLPs stay real)."""
     layer, pos, idx = graph.features[feature].tolist()
     amount = (factor - 1) * float(graph.activations[feature])
     mids: dict[int, Tensor] = {}
@@ -64,7 +70,11 @@ def measured_effects(rm: ReplacementModel, snap: Snapshot, graph: AttributionGra
                 return y
 
             hooks[HOOK_OUT.format(l=l)] = add
-    with torch.no_grad(), rm.model.hooks(hooks):
+    if freeze == "none":
+        ctx = rm.model.hooks(hooks)
+    else:
+        ctx = rm.frozen(snap, hooks, attention=freeze == "all", norms_=True)
+    with torch.no_grad(), ctx:
         logits = rm.model(snap.tokens)
     out = torch.zeros(graph.n_nodes)
     for f, (l, p, i) in enumerate(graph.features.tolist()):
@@ -72,6 +82,7 @@ def measured_effects(rm: ReplacementModel, snap: Snapshot, graph: AttributionGra
         out[f] = float((mids[l][p] - snap.resid_mid[l][p]) @ enc)
     s = graph.slices()["logits"]
     delta_logits = (logits[0, -1] - snap.logits[0, -1]).float().cpu()
+    delta_logits = delta_logits - delta_logits.mean()  # logit nodes are demeaned logits
     out[s] = delta_logits[graph.logit_tokens]
     return out
 
@@ -97,54 +108,61 @@ def check_interventions(
     """Intervene on the `top` most influential kept features (each factor in `factors`); predicted vs measured.
 
     Targets are the features downstream of the intervened one (later layer, same or later position)
-    and the chosen logits. Returns {"checks": [...], "correlation": {"logits", "features", "all"}, "n_pairs"}.
+    and the chosen logits. `measured` is the real model's change; `measured_norms_frozen` and
+    `measured_all_frozen` repeat the intervention with norm denominators (and attention patterns)
+    held at their traced values, which tells how much of any disagreement each nonlinearity causes.
+    Returns {"checks": [...], "correlation": {"logits", "features", "all"} (real model),
+    "correlation_by_freeze": {freeze: {...}}, "n_pairs"}.
     """
     snap = snap if snap is not None else rm.trace(torch.tensor([graph.tokens]))
     s = graph.slices()
     infl = pruned.influence[s["features"]].clone()
     infl[~pruned.node_mask[s["features"]]] = -1
     chosen = [int(i) for i in infl.argsort(descending=True)[: min(top, graph.n_features)] if infl[i] >= 0]
-    checks, pairs = [], {"logits": ([], []), "features": ([], [])}
     logit_rows = list(range(s["logits"].start, s["logits"].stop))
+    last = graph.n_pos - 1
+    names = {r: f"{graph.n_layers + 1}_{graph.logit_tokens[k]}_{last}" for k, r in enumerate(logit_rows)}
+    for t, (l, p, i) in enumerate(graph.features.tolist()):
+        names[t] = f"{l}_{i}_{p}"
+    checks = []
+    pairs: dict[str, dict[str, tuple[list[float], list[float]]]] = {
+        fr: {"logits": ([], []), "features": ([], [])} for fr in FREEZES
+    }
     for f in chosen:
-        layer, pos, idx = graph.features[f].tolist()
-        downstream = [
-            t for t, (l, p, _) in enumerate(graph.features.tolist()) if l > layer and p >= pos
-        ]
+        layer, pos, _ = graph.features[f].tolist()
+        downstream = [t for t, (l, p, _) in enumerate(graph.features.tolist()) if l > layer and p >= pos]
         for factor in factors:
             pred = predicted_effects(graph, f, factor)
-            meas = measured_effects(rm, snap, graph, f, factor)
-            entry = {
-                "node_id": f"{layer}_{idx}_{pos}",
-                "factor": factor,
-                "activation": float(graph.activations[f]),
-                "logits": {
-                    graph.logit_strs[k]: {"predicted": float(pred[r]), "measured": float(meas[r])}
-                    for k, r in enumerate(logit_rows)
-                },
-                "features": {
-                    "{}_{}_{}".format(*[graph.features[t].tolist()[j] for j in (0, 2, 1)]): {
-                        "predicted": float(pred[t]),
-                        "measured": float(meas[t]),
+            meas = {fr: measured_effects(rm, snap, graph, f, factor, fr) for fr in FREEZES}
+
+            def record(rows: list[int], pred=pred, meas=meas) -> dict[str, dict[str, float]]:
+                return {
+                    names[r]: {
+                        "predicted": float(pred[r]),
+                        "measured": float(meas["none"][r]),
+                        "measured_norms_frozen": float(meas["norms"][r]),
+                        "measured_all_frozen": float(meas["all"][r]),
                     }
-                    for t in downstream
-                },
-            }
-            checks.append(entry)
-            for r in logit_rows:
-                pairs["logits"][0].append(float(pred[r]))
-                pairs["logits"][1].append(float(meas[r]))
-            for t in downstream:
-                pairs["features"][0].append(float(pred[t]))
-                pairs["features"][1].append(float(meas[t]))
-    all_pred = pairs["logits"][0] + pairs["features"][0]
-    all_meas = pairs["logits"][1] + pairs["features"][1]
+                    for r in rows
+                }
+
+            checks.append({
+                "node_id": names[f], "factor": factor, "activation": float(graph.activations[f]),
+                "logits": record(logit_rows), "features": record(downstream),
+            })
+            for fr in FREEZES:
+                for kind, rows in (("logits", logit_rows), ("features", downstream)):
+                    pairs[fr][kind][0].extend(float(pred[r]) for r in rows)
+                    pairs[fr][kind][1].extend(float(meas[fr][r]) for r in rows)
+
+    def correlations(p: dict[str, tuple[list[float], list[float]]]) -> dict[str, float | None]:
+        both = (p["logits"][0] + p["features"][0], p["logits"][1] + p["features"][1])
+        return {"logits": _corr(*p["logits"]), "features": _corr(*p["features"]), "all": _corr(*both)}
+
+    by_freeze = {fr: correlations(pairs[fr]) for fr in FREEZES}
     return {
         "checks": checks,
-        "correlation": {
-            "logits": _corr(*pairs["logits"]),
-            "features": _corr(*pairs["features"]),
-            "all": _corr(all_pred, all_meas),
-        },
-        "n_pairs": {"logits": len(pairs["logits"][0]), "features": len(pairs["features"][0])},
+        "correlation": by_freeze["none"],
+        "correlation_by_freeze": by_freeze,
+        "n_pairs": {"logits": len(pairs["none"]["logits"][0]), "features": len(pairs["none"]["features"][0])},
     }

@@ -13,7 +13,8 @@
 
 `AttributionGraph.adjacency[target, source]` holds the weights. Nodes are ordered: active features
 (by layer, position, index), error nodes (by layer, then position), token embeddings (by position),
-then the chosen output logits.
+then the chosen output logits. A logit node's value is the logit minus the mean logit over the
+vocabulary (a shift shared by every token says nothing about which one is predicted).
 """
 
 from __future__ import annotations
@@ -191,7 +192,8 @@ def _backward_rows(
         is_logit = torch.tensor([r >= logit_start for r in rows], device=out.device)
         if bool(is_logit.any()):
             toks = torch.tensor([graph.logit_tokens[r - logit_start] for r in rows if r >= logit_start], device=out.device)
-            objective = objective + out[row_ids[is_logit], -1, toks].sum()
+            last = out[row_ids[is_logit], -1]  # [n_logit_rows, vocab]
+            objective = objective + (last.gather(1, toks[:, None]) - last.mean(-1, keepdim=True)).sum()
         feat_rows = [(b, r) for b, r in enumerate(rows) if r < logit_start]
         for l in range(rm.n_layers):
             sel = [(b, graph.features[r]) for b, r in feat_rows if int(graph.features[r, 0]) == l]

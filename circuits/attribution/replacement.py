@@ -108,15 +108,18 @@ class ReplacementModel:
 
     # ---- frozen forward passes -----------------------------------------------------------------
     @contextlib.contextmanager
-    def frozen(self, snap: Snapshot, hooks: Mapping[str, HookFn] | None = None) -> Iterator[None]:
+    def frozen(
+        self, snap: Snapshot, hooks: Mapping[str, HookFn] | None = None, *, attention: bool = True, norms_: bool = True
+    ) -> Iterator[None]:
         """Inside the block, forwards of `snap.tokens` (any batch of copies) run with attention patterns
-        and norm denominators frozen at their recorded values, plus the extra `hooks`."""
+        and norm denominators frozen at their recorded values (each can be left live), plus `hooks`."""
 
         def pattern(layer: int) -> HookFn:
             return lambda p, name: snap.patterns[layer].to(p.dtype).expand_as(p)
 
-        frozen_hooks = {f"blocks.{l}.attn.hook_pattern": pattern(l) for l in range(self.n_layers)}
-        with norms.frozen(self.model.hf_model, snap.scales), self.model.hooks({**frozen_hooks, **(hooks or {})}):
+        frozen_hooks = {f"blocks.{l}.attn.hook_pattern": pattern(l) for l in range(self.n_layers)} if attention else {}
+        norm_ctx = norms.frozen(self.model.hf_model, snap.scales) if norms_ else contextlib.nullcontext()
+        with norm_ctx, self.model.hooks({**frozen_hooks, **(hooks or {})}):
             yield
 
     def replacement_logits(self, snap: Snapshot) -> Tensor:
