@@ -19,6 +19,7 @@ vocabulary (a shift shared by every token says nothing about which one is predic
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,7 +186,7 @@ def _backward_rows(
         hooks[HOOK_IN.format(l=l)] = lambda x, name, l=l: mids.__setitem__(l, x)
         hooks[HOOK_OUT.format(l=l)] = lambda y, name, l=l: mlp[l].to(y.dtype)
     with torch.enable_grad(), rm.frozen(snap, hooks):
-        out = rm.model(snap.tokens.expand(batch, -1))  # [batch, pos, vocab]
+        out = rm.model(snap.tokens.expand(batch, -1), **_last_logits_only(rm.model))  # [batch, pos or 1, vocab]
         objective = out.new_zeros(())
         logit_start = graph.slices()["logits"].start
         row_ids = torch.arange(batch, device=out.device)
@@ -212,6 +213,12 @@ def _backward_rows(
         g = grads[l + 1]
         out_grads[f"mlp{l}"] = (g if g is not None else zero).detach()
     return out_grads
+
+
+def _last_logits_only(model) -> dict[str, int]:
+    """`logits_to_keep=1` when the model's forward takes it (only the last position's logits are targets)."""
+    forward = type(model.hf_model).forward
+    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(forward).parameters else {}
 
 
 def _row_weights(snap: Snapshot, graph: AttributionGraph, grads: dict[str, Tensor], decoders: dict) -> Tensor:
