@@ -16,6 +16,7 @@ COMMANDS: tuple[str, ...] = (
     "circuits.commands.align",
     "circuits.commands.circuit",
     "circuits.commands.concepts",
+    "circuits.commands.attribute",
 )
 
 

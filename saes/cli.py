@@ -87,6 +87,9 @@ def register(app: typer.Typer) -> None:
         check_positive(eval_windows, "--eval-windows")
         _show(pipeline.eval_run(run_dir, eval_windows=eval_windows), as_json)
 
+    from saes import transcoder_cli
+
+    transcoder_cli.register(sae_app)
     app.add_typer(sae_app, name="sae")
 
 

@@ -99,6 +99,14 @@ class SAEConfig:
     dtype: str = "float32"
     """Parameter dtype name (`float32`, `float64`, `bfloat16`, `float16`)."""
 
+    n_layers: int = 1
+    """Layers a transcoder set spans (`clt_topk`, `clt_jumprelu`): inputs and outputs are the layers'
+    activations concatenated, so `d_in`, `d_sae`, `d_out` (and `k`) are multiples of it. 1 otherwise."""
+
+    cross_layer: bool = True
+    """For a transcoder set: each layer's features write to every later layer's output (a cross-layer
+    transcoder). False: each layer's features write to its own layer only (per-layer transcoders)."""
+
     sparse_topk: bool = True
     """Train the TopK family (`topk`, `gsae`, `matryoshka`) with the sparse kernels of `saes.sparse`:
     decode from the k (index, value) pairs per token and send gradients only to the chosen latents,
@@ -125,6 +133,15 @@ class SAEConfig:
                     f"k={self.k} must be an int with 0 < k <= d_sae={self.d_sae}; "
                     "lower k or raise the expansion factor"
                 )
+        if self.arch.startswith("clt_"):
+            sizes = {"d_in": self.d_in, "d_sae": self.d_sae, "d_out": self.out_dim, "k": self.k or 0}
+            bad = [f"{n}={v}" for n, v in sizes.items() if self.n_layers < 1 or v % self.n_layers]
+            if bad:
+                raise InterpError(
+                    f"a transcoder set over n_layers={self.n_layers} needs sizes divisible by it; got {', '.join(bad)}"
+                )
+        elif self.n_layers != 1:
+            raise InterpError(f"n_layers={self.n_layers} is only for the clt_* architectures")
         if self.normalize not in ("none", "mean_norm"):
             raise InterpError(f"normalize must be 'none' or 'mean_norm', got {self.normalize!r}")
         if self.dtype not in ("float32", "float64", "bfloat16", "float16"):

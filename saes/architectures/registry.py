@@ -11,6 +11,7 @@ import torch
 
 from saes.architectures.base import SparseAutoencoder
 from saes.architectures.batchtopk import BatchTopKSAE
+from saes.architectures.clt import CrossLayerJumpReLU, CrossLayerTopK
 from saes.architectures.feature_choice import FeatureChoiceSAE
 from saes.architectures.gated import GatedSAE
 from saes.architectures.gsae import GradientSAE
@@ -42,6 +43,8 @@ REGISTRY: dict[str, ArchSpec] = {
     "matryoshka": ArchSpec(MatryoshkaSAE, True, "TopK with nested prefixes that each reconstruct"),
     "mutual_choice": ArchSpec(MutualChoiceSAE, True, "joint budget over the batch, Zipf aux loss"),
     "feature_choice": ArchSpec(FeatureChoiceSAE, True, "latents pick their quota of tokens, Zipf aux loss"),
+    "clt_topk": ArchSpec(CrossLayerTopK, True, "transcoder set over all layers, TopK per layer"),
+    "clt_jumprelu": ArchSpec(CrossLayerJumpReLU, False, "transcoder set over all layers, JumpReLU"),
     "gsae": ArchSpec(GradientSAE, True, "TopK selection weighted by downstream gradient effect"),
 }
 

@@ -1,0 +1,1 @@
+"""Attribution graphs over transcoder sets."""
