@@ -31,6 +31,7 @@ _BUILTIN_COMMANDS: tuple[str, ...] = (
     "interp.commands.zoo",
     "interp.commands.eval",
     "interp.commands.bench",
+    "interp.commands.view",
 )
 
 _err = Console(stderr=True)
