@@ -115,15 +115,14 @@ def logit_lens_stage(ctx: DemoContext) -> StageResult:
     return StageResult("Logit lens", metrics, ("logit_lens.png",), text)
 
 
-def attention_stage(ctx: DemoContext) -> StageResult:
-    import matplotlib.pyplot as plt
+def attention_figure(patterns: torch.Tensor, tokens: list[str], title: str):
+    """One heatmap per head of `patterns` [layer, head, q_pos, k_pos], query rows and key columns
+    labelled with `tokens`, and one colour bar (a matplotlib `Figure`, no pyplot state)."""
+    from matplotlib.figure import Figure
 
-    cache = ctx.shared["cache"]
-    tokens = ctx.token_labels(0)
-    n_layers, n_heads = ctx.model.cfg.n_layers, ctx.model.cfg.n_heads
-    patterns = cache.stack("attn.hook_pattern")[:, 0]  # [layer, head, q_pos, k_pos]
-    write_attention(ctx.out, attention_payload(tokens, patterns, scheme_of(ctx.model.tokenizer)))
-    fig, axes = plt.subplots(n_layers, n_heads, figsize=(2.2 * n_heads + 0.8, 2.3 * n_layers + 0.6), squeeze=False)
+    n_layers, n_heads = patterns.shape[:2]
+    fig = Figure(figsize=(2.2 * n_heads + 0.8, 2.3 * n_layers + 0.6))
+    axes = fig.subplots(n_layers, n_heads, squeeze=False)
     for layer in range(n_layers):
         for head in range(n_heads):
             ax = axes[layer][head]
@@ -135,12 +134,21 @@ def attention_stage(ctx: DemoContext) -> StageResult:
                 ax.set_xlabel("key position", fontsize=7)
             if head == 0:
                 ax.set_ylabel("query position", fontsize=7)
-    fig.suptitle(f"Attention patterns, example 0: {ctx.batch.clean_text[0]}", fontsize=8)
+    fig.suptitle(title, fontsize=8)
     fig.tight_layout(rect=(0, 0, 0.92, 1))
     bar = fig.colorbar(image, ax=axes, fraction=0.025, pad=0.02)
     bar.set_label("attention probability", fontsize=7)
-    fig.savefig(ctx.out / "attention_patterns.png", dpi=120)
-    plt.close(fig)
+    return fig
+
+
+def attention_stage(ctx: DemoContext) -> StageResult:
+    cache = ctx.shared["cache"]
+    tokens = ctx.token_labels(0)
+    n_layers, n_heads = ctx.model.cfg.n_layers, ctx.model.cfg.n_heads
+    patterns = cache.stack("attn.hook_pattern")[:, 0]  # [layer, head, q_pos, k_pos]
+    write_attention(ctx.out, attention_payload(tokens, patterns, scheme_of(ctx.model.tokenizer)))
+    figure = attention_figure(patterns, tokens, f"Attention patterns, example 0: {ctx.batch.clean_text[0]}")
+    figure.savefig(ctx.out / "attention_patterns.png", dpi=120)
     end = int(ctx.batch.positions["END"][0])
     top = {}
     for layer in range(n_layers):

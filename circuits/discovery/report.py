@@ -36,8 +36,8 @@ from circuits.graph import Circuit, check_format, renderer
 from interp import HookedModel
 from interp.errors import InterpError
 from interp.io import atomic_dir, write_result
-from interp.view.record import record_attention, write_attention
 from interp.tasks import get as get_task
+from interp.view.record import record_attention, write_attention
 
 CARD_FILE = "card.json"
 

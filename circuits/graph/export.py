@@ -147,12 +147,18 @@ def _dot_legend(top: float) -> list[str]:
     """A boxed legend: edge colour is the score's sign, width its size."""
     rows = [("positive score", layout.POSITIVE, 2.5), ("negative score", layout.NEGATIVE, 2.5)]
     if top > 0:
-        rows += [(f"|score| {f * top:.3g}", "#666666", layout.edge_style(f * top, top)[1]) for f in (0.25, 1.0)]
-    lines = ['  subgraph cluster_legend { label="legend"; fontsize=10; style=rounded; color="#999999";',
-             '    node [shape=plaintext, style="", fontsize=9, width=0.1, height=0.1];']  # fmt: skip
+        rows += [
+            (f"|score| {f * top:.3g}", "#666666", layout.edge_style(f * top, top)[1]) for f in (0.25, 1.0)
+        ]
+    lines = [
+        '  subgraph cluster_legend { label="legend"; fontsize=10; style=rounded; color="#999999";',
+        '    node [shape=plaintext, style="", fontsize=9, width=0.1, height=0.1];',
+    ]
     for i, (text, colour, width) in enumerate(rows):
         lines.append(f'    legend_a{i} [label=""]; legend_b{i} [label={_quote(text)}];')
-        lines.append(f'    legend_a{i} -> legend_b{i} [color={_quote(colour)}, penwidth={width:.2f}, arrowsize=0.5];')
+        lines.append(
+            f"    legend_a{i} -> legend_b{i} [color={_quote(colour)}, penwidth={width:.2f}, arrowsize=0.5];"
+        )
     return [*lines, "  }"]
 
 
@@ -228,7 +234,8 @@ def figure(circuit: Circuit):
     n_rows = max((y for _, y in pos.values()), default=0) + 1
     half_width = max((abs(x) for x, _ in pos.values()), default=0)
     fig = Figure(
-        figsize=(max(4.0, 1.5 * (2 * half_width + 1) + 1) + 1.6, max(3.0, 0.8 * n_rows + 1)), layout="constrained"
+        figsize=(max(4.0, 1.5 * (2 * half_width + 1) + 1) + 1.6, max(3.0, 0.8 * n_rows + 1)),
+        layout="constrained",
     )
     ax = fig.add_subplot()
     ax.set_axis_off()
@@ -271,8 +278,15 @@ def figure(circuit: Circuit):
         if edge.qkv:
             ax.text((x0 + x1) / 2, (y0 + y1) / 2, edge.qkv, fontsize=6, ha="center", va="center", zorder=4)
     fig.suptitle(title(circuit), fontsize=10)
-    ax.legend(handles=_legend_handles(top), loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7,
-              title="edges", title_fontsize=8, frameon=False)  # fmt: skip
+    ax.legend(
+        handles=_legend_handles(top),
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+        fontsize=7,
+        title="edges",
+        title_fontsize=8,
+        frameon=False,
+    )
     return fig
 
 
@@ -280,8 +294,10 @@ def _legend_handles(top: float) -> list:
     """Legend entries for the matplotlib figure: colour = sign of the score, width = |score|."""
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color=layout.POSITIVE, lw=2, label="positive score"),
-               Line2D([], [], color=layout.NEGATIVE, lw=2, label="negative score")]  # fmt: skip
+    handles = [
+        Line2D([], [], color=layout.POSITIVE, lw=2, label="positive score"),
+        Line2D([], [], color=layout.NEGATIVE, lw=2, label="negative score"),
+    ]
     if top > 0:
         for f in (0.25, 1.0):
             width = layout.edge_style(f * top, top)[1] * 0.6

@@ -11,7 +11,9 @@ from rich.console import Console
 def register(app: typer.Typer) -> None:
     @app.command()
     def view(
-        folder: Path = typer.Argument(..., help="A result folder (interp demo, sae train, patch, circuit, ...)."),
+        folder: Path = typer.Argument(
+            ..., help="A result folder (interp demo, sae train, patch, circuit, ...)."
+        ),
         port: int = typer.Option(8765, "--port", min=0, max=65535, help="Local port (0: any free port)."),
         open_browser: bool = typer.Option(False, "--open", help="Open the page in the default browser."),
     ) -> None:

@@ -61,8 +61,15 @@ def _check_version(data: Any, path: Path) -> None:
     if not isinstance(data, dict):
         return
     schema, version = data.get("schema"), data.get("version")
+    meta = data.get("metadata")
+    if (
+        not isinstance(version, int)
+        and isinstance(meta, dict)
+        and isinstance(meta.get("schema_version"), int)
+    ):
+        schema, version = "interp-toolkit/attribution", meta["schema_version"]  # attribution graph.json
     if not isinstance(version, int):
-        version = data.get("schema_version") if isinstance(data.get("schema_version"), int) else None
+        version = None
     newest = READABLE.get(schema, 1 if schema is None else None)
     if version is None or newest is None:
         return
@@ -141,7 +148,9 @@ def features_view(data: dict[str, Any], title: str) -> dict[str, Any]:
             tokens = ctx.get("tokens") or []
             if "pieces" in ctx:
                 tokens = display_tokens(ctx["pieces"], data.get("token_scheme"))
-            contexts.append({"tokens": tokens, "acts": ctx.get("acts", []), "position": ctx.get("position", 0)})
+            contexts.append(
+                {"tokens": tokens, "acts": ctx.get("acts", []), "position": ctx.get("position", 0)}
+            )
         features.append(
             {
                 "index": card["index"],
@@ -196,7 +205,9 @@ def load_folder(folder: str | Path) -> dict[str, Any]:
     for name, title in (("graph.json", "Attribution graph"), ("circuit.json", "Circuit")):
         if (root / name).is_file():
             data = _read_json(root / name)
-            views.append(attribution_view(data, title) if is_attribution_graph(data) else circuit_view(data, title))
+            views.append(
+                attribution_view(data, title) if is_attribution_graph(data) else circuit_view(data, title)
+            )
             used.add(name)
     for name in ("eval.json", "sae/eval.json"):
         if (root / name).is_file():
@@ -215,7 +226,9 @@ def load_folder(folder: str | Path) -> dict[str, Any]:
         views.append(attention_view(_read_json(root / "attention.json")))
 
     figures = [str(f) for f in result.get("figures", []) if isinstance(f, str)]
-    figures += [p.name for p in sorted(root.iterdir()) if p.suffix in FIGURE_SUFFIXES and p.name not in figures]
+    figures += [
+        p.name for p in sorted(root.iterdir()) if p.suffix in FIGURE_SUFFIXES and p.name not in figures
+    ]
     summary = {
         "kind": "summary",
         "title": "Summary",
@@ -268,4 +281,10 @@ def bundle_of(result: Any, title: str | None = None) -> dict[str, Any]:
             "labelled array (1-d or 2-d), SAE evaluation or attention record"
         )
     view["id"] = "v0"
-    return {"schema": BUNDLE_SCHEMA, "version": BUNDLE_VERSION, "title": name, "command": None, "views": [view]}
+    return {
+        "schema": BUNDLE_SCHEMA,
+        "version": BUNDLE_VERSION,
+        "title": name,
+        "command": None,
+        "views": [view],
+    }

@@ -8,7 +8,7 @@ spread by head or latent index. Attribution graphs (nodes with `node_id`, `layer
 `feature_type`, and `links` with `source`, `target`, `weight`, the layout of circuit-tracer's and
 Neuronpedia's graph files) get one row per layer and one column per prompt position.
 
-A graph view: `{"kind": "graph", "rows": [label], "columns": [label] | None, "nodes": [{"id",
+A graph view: `{"kind": "graph", "rows": [label], "columns": [[label, col]] | None, "nodes": [{"id",
 "label", "kind", "row", "col", "score", "info"}], "edges": [{"src", "dst", "score", "label"}]}`.
 """
 
@@ -83,7 +83,9 @@ def circuit_view(data: dict[str, Any], title: str = "Circuit") -> dict[str, Any]
         by_row[depths.index(p["depth"])].append(name)
     nodes = []
     for row, members in by_row.items():
-        members.sort(key=lambda n: (parsed[n].get("head", -1), parsed[n].get("site", ""), parsed[n].get("index", -1)))
+        members.sort(
+            key=lambda n: (parsed[n].get("head", -1), parsed[n].get("site", ""), parsed[n].get("index", -1))
+        )
         for i, name in enumerate(members):
             p = parsed[name]
             info = {k: p[k] for k in ("layer", "head", "site", "index") if k in p}
@@ -99,7 +101,7 @@ def circuit_view(data: dict[str, Any], title: str = "Circuit") -> dict[str, Any]
                 }
             )
     rows = [""] * len(depths)
-    for name, p in parsed.items():
+    for p in parsed.values():
         rows[depths.index(p["depth"])] = _row_label(p)
     edges = [
         {
@@ -147,19 +149,41 @@ def attribution_view(data: dict[str, Any], title: str = "Attribution graph") -> 
 
     keys = [layer_key(n, k) for n, k in zip(raw, kinds, strict=True)]
     ordered = sorted(set(keys))
-    slots: dict[tuple[int, int], int] = defaultdict(int)
+    rows_of = [ordered.index(k) for k in keys]
+    ctxs = [int(n.get("ctx_idx", 0)) for n in raw]
+    slots, seen = [], defaultdict(int)
+    for row, ctx in zip(rows_of, ctxs, strict=True):  # nodes sharing a row and a position sit side by side
+        slots.append(seen[(row, ctx)])
+        seen[(row, ctx)] += 1
+    width = defaultdict(lambda: 1)
+    for (_, ctx), n in seen.items():
+        width[ctx] = max(width[ctx], n)
+    n_pos = max([*ctxs, len(meta.get("prompt_tokens", [])) - 1, 0]) + 1
+    start = [0.0] * (n_pos + 1)
+    for ctx in range(n_pos):  # each position's column block is as wide as its fullest row
+        start[ctx + 1] = start[ctx] + width[ctx] + 0.5
     nodes = []
-    for node, kind, key in zip(raw, kinds, keys, strict=True):
-        row, ctx = ordered.index(key), int(node.get("ctx_idx", 0))
-        slot = slots[(row, ctx)]
-        slots[(row, ctx)] += 1
+    for node, kind, row, ctx, slot in zip(raw, kinds, rows_of, ctxs, slots, strict=True):
         feature = node.get("feature")
-        label = node.get("clerp") or (
-            {"embed": "emb", "logits": "logit", "error": "err"}.get(kind) or f"F{feature}"
-        )
+        clerp = str(node.get("clerp") or "")
+        quoted = re.search(r'"(.+)"', clerp)
+        label = {
+            "embed": clerp.strip() or "emb",
+            "logits": quoted[1].strip() if quoted else "logit",
+            "error": "err",
+        }.get(kind) or f"F{feature}"
         info = {
             k: node[k]
-            for k in ("layer", "ctx_idx", "feature", "feature_type", "activation", "influence", "token_prob", "clerp")
+            for k in (
+                "layer",
+                "ctx_idx",
+                "feature",
+                "feature_type",
+                "activation",
+                "influence",
+                "token_prob",
+                "clerp",
+            )
             if node.get(k) not in (None, "")
         }
         nodes.append(
@@ -168,12 +192,19 @@ def attribution_view(data: dict[str, Any], title: str = "Attribution graph") -> 
                 "label": str(label),
                 "kind": kind,
                 "row": row,
-                "col": ctx + 0.28 * slot,
+                "col": start[ctx] + slot,
                 "score": node.get("influence", node.get("activation")),
                 "info": info,
             }
         )
-    rows = ["embed" if k == -1.0 else "logits" if k == 1e9 else f"L{k:g}" if k < 1e8 else "?" for k in ordered]
+    rows = [
+        "embed" if k == -1.0 else "logits" if k == 1e9 else f"L{k:g}" if k < 1e8 else "?" for k in ordered
+    ]
+    tokens = list(meta.get("prompt_tokens", []))
+    columns = [
+        [tokens[ctx] if ctx < len(tokens) else str(ctx), start[ctx] + (width[ctx] - 1) / 2]
+        for ctx in range(n_pos)
+    ]
     edges = [
         {"src": str(link["source"]), "dst": str(link["target"]), "score": link.get("weight"), "label": ""}
         for link in data.get("links", data.get("edges", []))
@@ -182,7 +213,7 @@ def attribution_view(data: dict[str, Any], title: str = "Attribution graph") -> 
         "kind": "graph",
         "title": title,
         "rows": rows,
-        "columns": list(meta.get("prompt_tokens", [])) or None,
+        "columns": columns,
         "nodes": nodes,
         "edges": edges,
         "metadata": meta,

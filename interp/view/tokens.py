@@ -28,7 +28,11 @@ _NO_SPACE_BEFORE = frozenset(".,;:!?)]}'%")
 @cache
 def _byte_decoder() -> dict[str, int]:
     """The inverse of GPT-2's bytes -> printable characters map (the byte-level BPE alphabet)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     chars, extra = list(printable), 0
     for b in range(256):
         if b not in printable:

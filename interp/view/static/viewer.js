@@ -96,7 +96,7 @@
     const bottom = 18 + Math.min(200, 4.8 * longest(opts.xticks)) + (opts.xlabel ? 16 : 0);
     const top = opts.title ? 24 : 8, bar = 90;
     const width = left + cols * cell + bar, height = top + rows * cell + bottom;
-    const root = svg("svg", { width, height, class: "iv-heat", "data-rows": rows, "data-cols": cols });
+    const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "iv-heat", "data-rows": rows, "data-cols": cols });
     if (opts.title) root.append(svg("text", { x: left, y: 15, "font-weight": 600, text: opts.title }));
     const grid = svg("g", { transform: `translate(${left},${top})` });
     root.append(grid);
@@ -187,9 +187,11 @@
     const line = el("div", { class: "iv-context" });
     ctx.tokens.forEach((tok, i) => {
       const a = ctx.acts[i] || 0, alpha = peak > 0 ? Math.max(0, Math.min(1, a / peak)) : 0;
-      const span = el("span", { class: "iv-tok" + (i === ctx.position ? " iv-peak" : ""), style: `background: rgba(230, 85, 13, ${alpha.toFixed(2)})`, text: visibleToken(tok) });
+      // a word's leading space stays outside the highlight, so shading covers the word only
+      const [, space, word] = /^( *)([\s\S]*)$/.exec(tok);
+      const span = el("span", { class: "iv-tok" + (i === ctx.position ? " iv-peak" : ""), style: `background: rgba(230, 85, 13, ${alpha.toFixed(2)})`, text: visibleToken(word || space) });
       hover(span, `${JSON.stringify(tok)}\nactivation ${fmt(a)}`);
-      line.append(span);
+      line.append(word ? space : "", span);
     });
     return line;
   }
@@ -256,7 +258,7 @@
     box.append(el("h2", { class: "iv-h", text: view.title }));
     const scored = view.edges.map((e) => Math.abs(e.score ?? 0));
     const top = Math.max(0, ...scored);
-    const unitX = view.columns ? 90 : 110, unitY = 78, labelW = 110, margin = 40;
+    const unitX = view.columns ? 70 : 110, unitY = 78, labelW = 110, margin = 40;
     const cols = view.nodes.map((n) => n.col), minCol = Math.min(0, ...cols), maxCol = Math.max(0, ...cols);
     const nRows = view.rows.length;
     const pos = {};
@@ -271,19 +273,23 @@
     const stage = svg("g", { class: "iv-stage" });
     root.append(stage);
     view.rows.forEach((label, r) => stage.append(svg("text", { class: "iv-rowlabel", x: 8, y: margin + (nRows - 1 - r) * unitY + 4, text: label })));
-    if (view.columns) view.columns.forEach((t, c) => {
+    if (view.columns) view.columns.forEach(([t, c]) => {
       const x = labelW + margin + (c - minCol) * unitX, y = margin + (nRows - 1) * unitY + 34;
-      stage.append(svg("text", { class: "iv-rowlabel", x, y, "text-anchor": "middle", text: visibleToken(String(t)) }));
+      stage.append(svg("text", { class: "iv-rowlabel iv-collabel", x, y, "text-anchor": "middle", text: visibleToken(String(t)) }));
     });
     const edgeLayer = svg("g"), nodeLayer = svg("g");
     stage.append(edgeLayer, nodeLayer);
     const nodeEls = {}, degree = {};
     const byId = Object.fromEntries(view.nodes.map((n) => [n.id, n]));
+    const parallel = {}, seen = {};  // edges sharing src and dst (q/k/v inputs) fan out
+    for (const e of view.edges) parallel[e.src + ">" + e.dst] = (parallel[e.src + ">" + e.dst] || 0) + 1;
     const edgeEls = view.edges.filter((e) => pos[e.src] && pos[e.dst]).map((e) => {
       const [[x0, y0], [x1, y1]] = [pos[e.src], pos[e.dst]];
       const [stroke, w] = edgeStyle(e.score, top);
       const skip = Math.abs(byId[e.dst].row - byId[e.src].row) > 1;
-      const bend = skip ? (x1 >= x0 ? 1 : -1) * 0.25 * Math.hypot(x1 - x0, y1 - y0) : 0;
+      const pair = e.src + ">" + e.dst, nth = (seen[pair] = (seen[pair] || 0) + 1) - 1;
+      const fan = (nth - (parallel[pair] - 1) / 2) * 36;
+      const bend = fan + (skip ? (x1 >= x0 ? 1 : -1) * 0.25 * Math.hypot(x1 - x0, y1 - y0) : 0);
       const mx = (x0 + x1) / 2 + bend, my = (y0 + y1) / 2;
       const kind = e.score === null || e.score === undefined ? "none" : e.score >= 0 ? "pos" : "neg";
       const path = svg("path", { class: "iv-edge", d: `M${x0},${y0 - 12} Q${mx},${my} ${x1},${y1 + 13}`, stroke, "stroke-width": w, "stroke-opacity": 0.75, "marker-end": `url(#iv-arrow-${view.id}-${kind})`, "data-score": e.score });
