@@ -35,6 +35,7 @@ _BUILTIN_COMMANDS: tuple[str, ...] = (
     "interp.commands.zoo",
     "interp.commands.eval",
     "interp.commands.bench",
+    "interp.commands.view",
 )
 
 

@@ -23,6 +23,8 @@ from interp.hooked import HookedModel
 from interp.io import atomic_dir, atomic_write_text, check_out_dir, write_result
 from interp.loading import load
 from interp.tasks import TaskBatch, get
+from interp.view.record import attention_payload, write_attention
+from interp.view.tokens import scheme_of
 
 logger = logging.getLogger(__name__)
 
@@ -114,31 +116,45 @@ def logit_lens_stage(ctx: DemoContext) -> StageResult:
     return StageResult("Logit lens", metrics, ("logit_lens.png",), text)
 
 
-def attention_stage(ctx: DemoContext) -> StageResult:
-    import matplotlib.pyplot as plt
+def attention_figure(patterns: torch.Tensor, tokens: list[str], title: str):
+    """One heatmap per head of `patterns` [layer, head, q_pos, k_pos], query rows and key columns
+    labelled with `tokens`, and one colour bar (a matplotlib `Figure`, no pyplot state)."""
+    from matplotlib.figure import Figure
 
-    cache = ctx.shared["cache"]
-    tokens = ctx.token_labels(0)
-    n_layers, n_heads = ctx.model.cfg.n_layers, ctx.model.cfg.n_heads
-    fig, axes = plt.subplots(n_layers, n_heads, figsize=(2.2 * n_heads, 2.2 * n_layers), squeeze=False)
+    n_layers, n_heads = patterns.shape[:2]
+    fig = Figure(figsize=(2.2 * n_heads + 0.8, 2.3 * n_layers + 0.6))
+    axes = fig.subplots(n_layers, n_heads, squeeze=False)
     for layer in range(n_layers):
-        pattern = cache[f"blocks.{layer}.attn.hook_pattern"][0]  # [head, q_pos, k_pos]
         for head in range(n_heads):
             ax = axes[layer][head]
-            ax.imshow(pattern[head].numpy(), cmap="Blues", vmin=0, vmax=1)
+            image = ax.imshow(patterns[layer, head].numpy(), cmap="Blues", vmin=0, vmax=1)
             ax.set_title(f"L{layer}.H{head}", fontsize=8)
             ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=5)
             ax.set_yticks(range(len(tokens)), tokens, fontsize=5)
-    fig.suptitle(f"Attention patterns, example 0: {ctx.batch.clean_text[0]}", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(ctx.out / "attention_patterns.png", dpi=120)
-    plt.close(fig)
+            if layer == n_layers - 1:
+                ax.set_xlabel("key position", fontsize=7)
+            if head == 0:
+                ax.set_ylabel("query position", fontsize=7)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout(rect=(0, 0, 0.92, 1))
+    bar = fig.colorbar(image, ax=axes, fraction=0.025, pad=0.02)
+    bar.set_label("attention probability", fontsize=7)
+    return fig
+
+
+def attention_stage(ctx: DemoContext) -> StageResult:
+    cache = ctx.shared["cache"]
+    tokens = ctx.token_labels(0)
+    n_layers, n_heads = ctx.model.cfg.n_layers, ctx.model.cfg.n_heads
+    patterns = cache.stack("attn.hook_pattern")[:, 0]  # [layer, head, q_pos, k_pos]
+    write_attention(ctx.out, attention_payload(tokens, patterns, scheme_of(ctx.model.tokenizer)))
+    figure = attention_figure(patterns, tokens, f"Attention patterns, example 0: {ctx.batch.clean_text[0]}")
+    figure.savefig(ctx.out / "attention_patterns.png", dpi=120)
     end = int(ctx.batch.positions["END"][0])
     top = {}
     for layer in range(n_layers):
-        pattern = cache[f"blocks.{layer}.attn.hook_pattern"][0, :, end]  # [head, k_pos]
         for head in range(n_heads):
-            top[f"L{layer}.H{head}"] = tokens[int(pattern[head].argmax())]
+            top[f"L{layer}.H{head}"] = tokens[int(patterns[layer, head, end].argmax())]
     text = (
         "From the final position, each head attends most to: "
         + ", ".join(f"{k} -> `{v}`" for k, v in top.items())
@@ -146,7 +162,7 @@ def attention_stage(ctx: DemoContext) -> StageResult:
     )
     return StageResult(
         "Attention patterns", {"end_position_top_token": top}, ("attention_patterns.png",), text
-    )
+    )  # attention.json (every head's pattern on example 0) is for `interp view`
 
 
 CORE_STAGES: tuple[tuple[str, Stage], ...] = (

@@ -71,6 +71,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+# result.json's schema; readers (interp view) refuse versions newer than they know
+RESULT_SCHEMA, RESULT_VERSION = "interp-toolkit/result", 1
+
 _PACKAGES = ("interp-toolkit", "torch", "transformers", "numpy", "safetensors", "datasets")
 
 
@@ -230,6 +233,8 @@ def write_result(
 ) -> dict:
     """Write `folder/result.json` with the fields every command records; returns the payload."""
     payload = {
+        "schema": RESULT_SCHEMA,
+        "version": RESULT_VERSION,
         "command": command,
         "inputs": inputs,
         "config": config,

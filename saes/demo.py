@@ -13,7 +13,7 @@ import torch
 from interp.demo import DemoContext, StageResult
 from saes.config import SAEConfig, TrainConfig
 from saes.evaluate import evaluate
-from saes.report import density_figure
+from saes.report import density_figure, write_report
 from saes.store import ActivationStore
 from saes.trainer import Trainer
 
@@ -48,8 +48,9 @@ def stage(ctx: DemoContext) -> StageResult:
         progress=False,
     )
     sae = Trainer(cfg, train_cfg).fit(store.batches(n_tokens=(steps + 1) * batch_size))
-    result = evaluate(sae, model, ctx.batch.clean[:64], n_browse=4, n_contexts=2)
+    result = evaluate(sae, model, ctx.batch.clean[:64], n_browse=16, n_contexts=6)
     density_figure(result.density, title=f"TopK SAE, {hook}").savefig(ctx.out / FIGURE)
+    write_report(result, ctx.out / "sae", title=f"TopK SAE on {ctx.model_name} {hook}")  # for `interp view`
     m = result.metrics
     ctx.shared["sae"] = sae
     text = (

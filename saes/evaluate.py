@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from interp.errors import InterpError
+from interp.view.tokens import tokenizer_display
 from saes.architectures import SparseAutoencoder
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,12 @@ class FeatureCard:
     contexts: list[dict[str, Any]] = field(default_factory=list)
     """Each: {"tokens": [str], "acts": [float], "position": int (index of the max token in `tokens`)}."""
     top_logits: list[tuple[str, float]] = field(default_factory=list)
+    bottom_logits: list[tuple[str, float]] = field(default_factory=list)
+    """The tokens the decoder direction suppresses most (most negative direct effect)."""
+    mean_activation: float = 0.0
+    """Mean activation over the tokens where the latent fires."""
+    histogram: dict[str, list] | None = None
+    """{"edges": [bins + 1 floats], "counts": [bins ints]} of the activations where it fires."""
 
 
 @dataclass
@@ -57,7 +64,10 @@ class EvalResult:
                     "index": f.index,
                     "density": f.density,
                     "max_activation": f.max_activation,
+                    "mean_activation": f.mean_activation,
                     "top_logits": f.top_logits,
+                    "bottom_logits": f.bottom_logits,
+                    "histogram": f.histogram,
                     "contexts": f.contexts,
                 }
                 for f in self.features
@@ -217,6 +227,21 @@ def _token_strings(model: Any, ids: list[int]) -> list[str]:
     return [tokenizer.decode([i]) for i in ids]
 
 
+def _context_strings(model: Any, ids: list[int]) -> list[str]:
+    """Tokens of a context as text pieces that join into the text (WordPiece, byte-level, SentencePiece)."""
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        return [f"<{i}>" for i in ids]
+    return tokenizer_display(tokenizer, ids)
+
+
+def _histogram(values: Tensor, bins: int = 24) -> dict[str, list]:
+    """Counts of the positive activations `values` [n] in `bins` equal bins from 0 to their max."""
+    top = float(values.max()) if values.numel() else 0.0
+    counts = torch.histc(values.float(), bins=bins, min=0.0, max=top) if top > 0 else torch.zeros(bins)
+    return {"edges": [round(top * i / bins, 5) for i in range(bins + 1)], "counts": counts.int().tolist()}
+
+
 def _feature_cards(
     sae: SparseAutoencoder,
     model: Any,
@@ -230,6 +255,7 @@ def _feature_cards(
     alive = (density > 0).nonzero().flatten()
     chosen = alive[density[alive].argsort(descending=True)][:n_browse].tolist()
     logits = _top_logits(sae, model, chosen, n_logits)
+    suppressed = _top_logits(sae, model, chosen, n_logits, largest=False)
     pos_len = tokens.shape[1]
     hits = {
         f: [
@@ -239,23 +265,25 @@ def _feature_cards(
         ]
         for f in chosen
     }
-    seqs = sorted({seq for f in chosen for _, seq, _ in hits[f]})
-    acts = _latents(sae, model, tokens[seqs], chosen) if seqs else None  # [n_seqs, pos, n_chosen]
-    row = {seq: i for i, seq in enumerate(seqs)}
+    acts = _latents(sae, model, tokens, chosen) if chosen else None  # [n, pos, n_chosen]
     cards = []
     for j, f in enumerate(chosen):
+        fired = acts[..., j][acts[..., j] > 0]  # [n_fired]
         card = FeatureCard(
             index=f,
             density=float(density[f]),
             max_activation=float(acc.top_vals[f, 0]),
             top_logits=logits.get(f, []),
+            bottom_logits=suppressed.get(f, []),
+            mean_activation=float(fired.mean()) if fired.numel() else 0.0,
+            histogram=_histogram(fired),
         )
         for _, seq, pos in hits[f]:
             lo = max(0, pos - 12)
             card.contexts.append(
                 {
-                    "tokens": _token_strings(model, tokens[seq, lo : pos + 4].tolist()),
-                    "acts": [round(float(a), 4) for a in acts[row[seq], lo : pos + 4, j]],
+                    "tokens": _context_strings(model, tokens[seq, lo : pos + 4].tolist()),
+                    "acts": [round(float(a), 4) for a in acts[seq, lo : pos + 4, j]],
                     "position": pos - lo,
                 }
             )
@@ -272,13 +300,15 @@ def _latents(sae: SparseAutoencoder, model: Any, seqs: Tensor, features: list[in
     return torch.cat(out)
 
 
-def _top_logits(sae: SparseAutoencoder, model: Any, features: list[int], n: int) -> dict[int, list]:
+def _top_logits(
+    sae: SparseAutoencoder, model: Any, features: list[int], n: int, largest: bool = True
+) -> dict[int, list]:
     head = getattr(getattr(model, "hf_model", None), "get_output_embeddings", lambda: None)()
     if head is None or not features or head.weight.shape[1] != sae.cfg.out_dim:
         return {}
     directions = sae.feature_directions()[features]  # [n_features, d_model]
     scores = directions.to(head.weight.dtype) @ head.weight.T  # [n_features, vocab]
-    vals, idx = scores.topk(min(n, scores.shape[-1]), dim=-1)
+    vals, idx = scores.topk(min(n, scores.shape[-1]), dim=-1, largest=largest)
     return {
         f: list(zip(_token_strings(model, row_idx), [round(v, 4) for v in row_vals], strict=True))
         for f, row_idx, row_vals in zip(features, idx.tolist(), vals.tolist(), strict=True)

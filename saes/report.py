@@ -31,7 +31,8 @@ def density_figure(density: torch.Tensor, title: str = "") -> Figure:
     dead = int((density == 0).sum())
     ax.set_xlabel("log10(feature firing frequency)")
     ax.set_ylabel("latents")
-    ax.set_title(f"{title}{' - ' if title else ''}{dead} dead of {density.numel()}")
+    summary = f"{dead} dead of {density.numel()} latents"
+    ax.set_title(f"{title}\n{summary}" if title else summary, fontsize=10, wrap=True)
     fig.tight_layout()
     return fig
 

@@ -7,6 +7,7 @@ The output folder (built under a temporary name, moved into place only when comp
 | `result.json` | inputs, config, seed, versions; metrics: clean/ablated metric, circuit size, faithfulness, completeness, CPR/CMD; `auroc` (edge and node) when the model card has a circuit |
 | `circuit.<fmt>` | the exported circuit in each `--format` (json, dot, svg, pdf, png, graphml, tikz -> .tex) |
 | `scores.json` | every edge of the graph with its score (the circuit JSON schema) |
+| `attention.json` | every head's attention pattern on the first clean prompt (for `interp view`) |
 | `faithfulness.png` | faithfulness against the fraction of edges kept (component methods) |
 
     >>> payload = circuit_report("ioi-tiny", "out", CircuitOptions(task="ioi", method="eap"))
@@ -36,6 +37,7 @@ from interp import HookedModel
 from interp.errors import InterpError
 from interp.io import atomic_dir, write_result
 from interp.tasks import get as get_task
+from interp.view.record import record_attention, write_attention
 
 CARD_FILE = "card.json"
 DEFAULT_TOP_N = 20
@@ -226,6 +228,7 @@ def circuit_report(model_name: str, out: str | Path, opts: CircuitOptions, force
         files = [p.name for p in circuit.export(tmp, opts.formats)]
         everything = scores.to_circuit(top_n=len(scores.scores), prune=False, metadata=meta)
         everything.save(tmp / "scores.json")
+        write_attention(tmp, record_attention(model, data.clean[0].tolist()))  # for `interp view`
         checks, aurocs, figures = _checks(model, data, scores, circuit, ablation, card, folder, tmp)
         config_dict = {
             f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name != "saes"

@@ -58,6 +58,16 @@ def _max_abs(circuit: Circuit) -> float:
     return max((abs(s) for s in circuit.edge_scores.values()), default=0.0)
 
 
+def title(circuit: Circuit) -> str:
+    """A figure title: the metadata's `title`, else method, model and task, with the circuit's size."""
+    meta = circuit.metadata
+    if meta.get("title"):
+        return str(meta["title"])
+    what = " ".join(str(meta[k]) for k in ("method",) if meta.get(k)) or "Circuit"
+    where = " on ".join(str(meta[k]) for k in ("model", "task") if meta.get(k))
+    return f"{what} circuit{f': {where}' if where else ''} ({len(circuit.nodes)} nodes, {len(circuit.edges)} edges)"
+
+
 # -- networkx / GraphML -------------------------------------------------------------------------------
 def to_networkx(circuit: Circuit) -> nx.DiGraph:
     """See `Circuit.to_networkx`. Attributes are strings/numbers only, so GraphML can hold them."""
@@ -110,6 +120,7 @@ def to_dot(circuit: Circuit) -> str:
         "  rankdir=BT; ranksep=0.6; nodesep=0.25;",
         '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11];',
         '  edge [arrowsize=0.6, fontname="Helvetica", fontsize=9];',
+        f"  labelloc=t; fontname=Helvetica; fontsize=13; label={_quote(title(circuit))};",
     ]
     for row in layout.rows(circuit):
         cells = []
@@ -127,8 +138,28 @@ def to_dot(circuit: Circuit) -> str:
         if score is not None:
             attrs.append(f"tooltip={_quote(f'{edge.name}: {score:.4g}')}")
         lines.append(f"  {_quote(edge.src.name)} -> {_quote(edge.dst.name)} [{', '.join(attrs)}];")
+    lines += _dot_legend(top)
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _dot_legend(top: float) -> list[str]:
+    """A boxed legend: edge colour is the score's sign, width its size."""
+    rows = [("positive score", layout.POSITIVE, 2.5), ("negative score", layout.NEGATIVE, 2.5)]
+    if top > 0:
+        rows += [
+            (f"|score| {f * top:.3g}", "#666666", layout.edge_style(f * top, top)[1]) for f in (0.25, 1.0)
+        ]
+    lines = [
+        '  subgraph cluster_legend { label="legend"; fontsize=10; style=rounded; color="#999999";',
+        '    node [shape=plaintext, style="", fontsize=9, width=0.1, height=0.1];',
+    ]
+    for i, (text, colour, width) in enumerate(rows):
+        lines.append(f'    legend_a{i} [label=""]; legend_b{i} [label={_quote(text)}];')
+        lines.append(
+            f"    legend_a{i} -> legend_b{i} [color={_quote(colour)}, penwidth={width:.2f}, arrowsize=0.5];"
+        )
+    return [*lines, "  }"]
 
 
 # -- TikZ --------------------------------------------------------------------------------------------
@@ -203,7 +234,8 @@ def figure(circuit: Circuit):
     n_rows = max((y for _, y in pos.values()), default=0) + 1
     half_width = max((abs(x) for x, _ in pos.values()), default=0)
     fig = Figure(
-        figsize=(max(4.0, 1.5 * (2 * half_width + 1) + 1), max(3.0, 0.8 * n_rows + 1)), layout="constrained"
+        figsize=(max(4.0, 1.5 * (2 * half_width + 1) + 1) + 1.6, max(3.0, 0.8 * n_rows + 1)),
+        layout="constrained",
     )
     ax = fig.add_subplot()
     ax.set_axis_off()
@@ -245,10 +277,32 @@ def figure(circuit: Circuit):
         )
         if edge.qkv:
             ax.text((x0 + x1) / 2, (y0 + y1) / 2, edge.qkv, fontsize=6, ha="center", va="center", zorder=4)
-    title = circuit.metadata.get("title") or circuit.metadata.get("method")
-    if title:
-        ax.set_title(str(title), fontsize=10)
+    fig.suptitle(title(circuit), fontsize=10)
+    ax.legend(
+        handles=_legend_handles(top),
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+        fontsize=7,
+        title="edges",
+        title_fontsize=8,
+        frameon=False,
+    )
     return fig
+
+
+def _legend_handles(top: float) -> list:
+    """Legend entries for the matplotlib figure: colour = sign of the score, width = |score|."""
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color=layout.POSITIVE, lw=2, label="positive score"),
+        Line2D([], [], color=layout.NEGATIVE, lw=2, label="negative score"),
+    ]
+    if top > 0:
+        for f in (0.25, 1.0):
+            width = layout.edge_style(f * top, top)[1] * 0.6
+            handles.append(Line2D([], [], color="#666666", lw=width, label=f"|score| {f * top:.3g}"))
+    return handles
 
 
 def render(circuit: Circuit, fmt: str) -> bytes:

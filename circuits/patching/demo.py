@@ -37,6 +37,8 @@ def stage(ctx: DemoContext) -> StageResult:
     resid, heads = results["resid_pre"], results["z"]
     resid.plot(ctx.out / FIGURES[0], title=f"{ctx.model_name}: restoring resid_pre (denoising)")
     heads.plot(ctx.out / FIGURES[1], title=f"{ctx.model_name}: restoring one head's output")
+    for figure, result in zip(FIGURES, (resid, heads), strict=True):  # the numbers, for `interp view`
+        result.save(ctx.out / figure.replace(".png", ".json"))
     (resid_site, resid_value), (head_site, head_value) = resid.top(1)[0], heads.top(1)[0]
     metrics = {
         "prompts": len(batch),
