@@ -3,7 +3,7 @@ evaluation, and the SAELens file format."""
 
 from saes.architectures import REGISTRY, SAELoss, SparseAutoencoder, build
 from saes.config import SAEConfig, TrainConfig
-from saes.evaluate import EvalResult, evaluate
+from saes.evaluation import EvalResult, evaluate
 from saes.io import load
 from saes.report import write_report
 from saes.store import ActivationStore

@@ -22,7 +22,7 @@ import interp
 from interp.errors import InterpError
 from interp.io import write_result
 from saes.config import SAEConfig, TrainConfig
-from saes.evaluate import evaluate
+from saes.evaluation import evaluate
 from saes.format import RESULT_FILENAME
 from saes.io import load
 from saes.report import write_report
