@@ -2,8 +2,7 @@
 
 Edges are compared as (src, dst) pairs: a method that scores q, k and v inputs separately gives a
 pair the largest |score| of its channels (`EdgeScores.collapse_qkv`). AUROC is the probability that
-a random true edge outscores a random other edge (ties count half; the Mann-Whitney statistic of
-`circuits.stats.auroc`), so
+a random true edge outscores a random other edge (ties count half; the Mann-Whitney statistic), so
 1.0 means every true edge ranks above every other. Node AUROC leaves out `embed` and `logits`,
 which every circuit contains.
 
