@@ -34,7 +34,6 @@ from interp.errors import InterpError
 from interp.hooked import HookedModel
 from interp.tasks import tokenizer as task_tokenizer
 from interp.tasks.vocab import VOCAB
-from interp.zoo.cards import TRAIN_THREADS
 from interp.zoo.evaluate import evaluate
 from interp.zoo.recipes import Recipe
 from interp.zoo.store import MODELS_DIR
@@ -171,7 +170,7 @@ def card(r: GroundTruthRecipe, model: HookedModel, stats: dict, seed: int) -> di
 def trained(r: GroundTruthRecipe, seed: int | None = None, progress: bool = True) -> zoo.Trained:
     """SIIT-train `r`, card it, and attach its circuit file; `interp.zoo.train` writes the folder."""
     seed = r.seed if seed is None else seed
-    with cpu_threads(TRAIN_THREADS):
+    with cpu_threads(zoo.TRAIN_THREADS):
         model, stats = train(r, seed, progress)
     info = card(r, model, stats, seed)
     logger.info("%s: accuracy %s, iia %s", r.name, info["accuracy"], info["iia"])

@@ -7,7 +7,7 @@ the `interp.zoo_recipes` entry-point group (a function returning `ZooRecipe`s wh
 """
 
 from interp.zoo.api import recipes, train, train_core, zoo_recipe
-from interp.zoo.cards import build_card
+from interp.zoo.cards import TRAIN_THREADS, build_card
 from interp.zoo.evaluate import evaluate
 from interp.zoo.recipes import EVAL_SEED, RECIPES, Recipe, recipe
 from interp.zoo.registry import ENTRY_POINT_GROUP, Trained, ZooRecipe
@@ -18,6 +18,7 @@ __all__ = [
     "EVAL_SEED",
     "MODELS_DIR",
     "RECIPES",
+    "TRAIN_THREADS",
     "Recipe",
     "Trained",
     "ZooRecipe",
