@@ -12,7 +12,7 @@ import torch
 
 from interp.demo import DemoContext, StageResult
 from saes.config import SAEConfig, TrainConfig
-from saes.evaluate import evaluate
+from saes.evaluation import evaluate
 from saes.report import density_figure, write_report
 from saes.store import ActivationStore
 from saes.trainer import Trainer

@@ -23,7 +23,7 @@ from interp.errors import InterpError
 from interp.io import write_result
 from saes import run_checks
 from saes.config import SAEConfig, TrainConfig
-from saes.evaluate import evaluate
+from saes.evaluation import evaluate
 from saes.format import RESULT_FILENAME
 from saes.io import load
 from saes.report import write_report

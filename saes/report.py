@@ -14,7 +14,7 @@ import torch
 from matplotlib.figure import Figure
 
 from interp.io import atomic_write_json, atomic_write_text
-from saes.evaluate import EvalResult
+from saes.evaluation import EvalResult
 
 EVAL_FILENAME = "eval.json"
 DENSITY_FILENAME = "density.png"

@@ -17,9 +17,12 @@ and the selection. For a batch of B tokens with k active latents each:
 
 The weight gradients in steps 3-4 are index_adds over the B*k (token, latent) pairs; `LatentBags`
 sorts the pairs by latent once per step and does each as one CSR [d_sae, B] @ [B, d] product. The
-per-pair dot products of step 3 and the decode of step 2 use `embedding_bag`'s kernels. Both
-functions are checked against the dense reference in `tests/saes/test_sparse.py` (same loss, same
-gradients).
+per-pair dot products of step 3 and the decode of step 2 use `embedding_bag`'s kernels. Two of those
+are private aten ops (`_embedding_bag_per_sample_weights_backward`, `_embedding_bag_dense_backward`)
+called positionally: each is probed once per (device type, dtype) against a public-op version
+(`private_ops_work`), and where it is missing, raises or disagrees, the public version runs instead
+(it materialises the [batch*k, d] gathered rows). Both functions are checked against the dense
+reference in `tests/saes/test_sparse.py` (same loss, same gradients), on both kernel paths.
 
 Latent codes leave the training step as sparse COO tensors [batch, d_sae] (`sparse_codes`);
 `firing_counts` and `mean_l0` read either layout.
@@ -27,6 +30,8 @@ Latent codes leave the training step as sparse COO tensors [batch, d_sae] (`spar
 
 from __future__ import annotations
 
+import functools
+import logging
 import warnings
 from collections.abc import Callable
 
@@ -36,8 +41,78 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
+log = logging.getLogger(__name__)
+
 Selector = Callable[[Tensor], Tensor]
 """Maps pre-activations [batch, d_sae] (no grad) to the chosen latent indices [batch, k]."""
+
+USE_PRIVATE_OPS = True
+"""Use the private embedding-bag kernels where `private_ops_work` says they run correctly (False: always
+the public-op versions)."""
+
+
+# ---- embedding-bag kernels: private aten ops, with public-op versions ---------------------------------
+def _bag_index(idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(flat indices [batch*k], bag offsets [batch], bag of each flat index [batch*k]) of idx [batch, k]."""
+    batch, k = idx.shape
+    offsets = torch.arange(0, batch * k, k, device=idx.device)
+    offset2bag = torch.arange(batch, device=idx.device).repeat_interleave(k)
+    return idx.reshape(-1), offsets, offset2bag
+
+
+def _gather_dot_private(src: Tensor, table: Tensor, idx: Tensor) -> Tensor:
+    flat, offsets, offset2bag = _bag_index(idx)
+    out = torch.ops.aten._embedding_bag_per_sample_weights_backward(
+        src.contiguous(), table, flat, offsets, offset2bag, 0, -1
+    )  # (grad, weight, indices, offsets, offset2bag, mode=sum, padding_idx=-1) -> [batch*k]
+    return out.reshape(idx.shape)
+
+
+def _gather_dot_public(src: Tensor, table: Tensor, idx: Tensor) -> Tensor:
+    return (table[idx] * src[:, None, :]).sum(-1)  # [batch, k, d] -> [batch, k]
+
+
+def _scatter_private(src: Tensor, weight: Tensor, idx: Tensor, n_rows: int) -> Tensor:
+    flat, _, offset2bag = _bag_index(idx)
+    bag_size = torch.full((idx.shape[0],), idx.shape[1], dtype=torch.long, device=flat.device)
+    no_max = torch.empty(0, dtype=torch.long, device=flat.device)
+    return torch.ops.aten._embedding_bag_dense_backward(
+        src.contiguous(), flat, offset2bag, bag_size, no_max, n_rows, False, 0, weight.reshape(-1), -1
+    )  # (grad, indices, offset2bag, bag_size, max_indices, num_weights, scale_grad, mode=sum, psw, pad)
+
+
+def _scatter_public(src: Tensor, weight: Tensor, idx: Tensor, n_rows: int) -> Tensor:
+    pairs = (weight[:, :, None] * src[:, None, :]).flatten(0, 1)  # [batch*k, d]
+    return src.new_zeros(n_rows, src.shape[1]).index_add_(0, idx.reshape(-1), pairs)
+
+
+@functools.cache
+def private_ops_work(device_type: str, dtype: torch.dtype) -> bool:
+    """Whether both private kernels exist, run, and agree with their public versions on a small probe
+    on this device type and dtype (checked once; a failure is logged and the public versions run)."""
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.randint(0, 7, (5, 3), generator=gen).to(device_type)
+    src = torch.randn(5, 4, generator=gen).to(device_type, dtype)
+    table = torch.randn(7, 4, generator=gen).to(device_type, dtype)
+    weight = torch.randn(5, 3, generator=gen).to(device_type, dtype)
+    tol = {"atol": 1e-2, "rtol": 1e-2} if dtype in (torch.float16, torch.bfloat16) else {}
+    try:
+        torch.testing.assert_close(
+            _gather_dot_private(src, table, idx), _gather_dot_public(src, table, idx), **tol
+        )
+        torch.testing.assert_close(
+            _scatter_private(src, weight, idx, 7), _scatter_public(src, weight, idx, 7), **tol
+        )
+    except (AttributeError, RuntimeError, TypeError, AssertionError) as exc:
+        log.warning(
+            "private embedding-bag kernels unusable on %s/%s (%s); using public ops", device_type, dtype, exc
+        )
+        return False
+    return True
+
+
+def _private(src: Tensor) -> bool:
+    return USE_PRIVATE_OPS and private_ops_work(src.device.type, src.dtype)
 
 
 # ---- the (token, latent) pairs of a selection ------------------------------------------------------
@@ -96,11 +171,8 @@ class LatentBags:
     ) -> Float[Tensor, "batch k"]:
         """out[b, j] = <src[b], table[idx[b, j]]>, without materialising table[idx] [batch, k, d]
         (the kernel of an embedding bag's per-sample-weight gradient)."""
-        flat, offsets, offset2bag = self._bag_offsets()
-        out = torch.ops.aten._embedding_bag_per_sample_weights_backward(
-            src.contiguous(), table, flat, offsets, offset2bag, 0, -1
-        )
-        return out.reshape(self.idx.shape)
+        kernel = _gather_dot_private if _private(src) else _gather_dot_public
+        return kernel(src, table, self.idx)
 
     def bag_sum(
         self, table: Float[Tensor, "n_rows d"], weight: Float[Tensor, "batch k"]
@@ -108,21 +180,9 @@ class LatentBags:
         """out[b] = sum_j weight[b, j] * table[idx[b, j]] (an embedding bag with per-sample weights)."""
         return F.embedding_bag(self.idx, table, per_sample_weights=weight.to(table.dtype), mode="sum")
 
-    def _bag_offsets(self) -> tuple[Tensor, Tensor, Tensor]:
-        """(flat indices [batch*k], bag offsets [batch], bag of each flat index [batch*k])."""
-        batch, k = self.idx.shape
-        offsets = torch.arange(0, batch * k, k, device=self.idx.device)
-        offset2bag = torch.arange(batch, device=self.idx.device).repeat_interleave(k)
-        return self.idx.reshape(-1), offsets, offset2bag
-
     def _scatter_rows_embedding_bag(self, src: Tensor, weight: Tensor) -> Tensor:
-        flat, _, offset2bag = self._bag_offsets()
-        bag_size = torch.full((self.idx.shape[0],), self.k, dtype=torch.long, device=flat.device)
-        no_max = torch.empty(0, dtype=torch.long, device=flat.device)
-        weight = weight.to(src.dtype).reshape(-1)
-        return torch.ops.aten._embedding_bag_dense_backward(
-            src.contiguous(), flat, offset2bag, bag_size, no_max, self.n_rows, False, 0, weight, -1
-        )
+        kernel = _scatter_private if _private(src) else _scatter_public
+        return kernel(src, weight.to(src.dtype), self.idx, self.n_rows)
 
 
 # ---- autograd functions --------------------------------------------------------------------------

@@ -6,15 +6,19 @@ the task tokenizer), which node implements which high-level variable, and the ci
 it, and writes a zoo folder: weights (safetensors), config, tokenizer, `card.json` and the circuit
 file named by the card's `circuit` key (schema: `circuits.abstraction.circuit`).
 
-    >>> card = train_ground_truth("greater-than-siit")     # writes interp/zoo/models/greater-than-siit/
+    >>> card = train_ground_truth("greater-than-siit", "out/greater-than-siit")
     >>> card["accuracy"], card["iia"], card["ablated_accuracy"]
 
-Reproduce the shipped folders with `python -m circuits.abstraction.ground_truth NAME [NAME ...]`.
+Each recipe is registered with the zoo (`zoo_recipes()`, through the `circuits.zoo` entry point), so
+`interp zoo train NAME --out interp/zoo/models/NAME` reproduces a shipped folder, as does
+`python -m circuits.abstraction.ground_truth NAME [NAME ...]`. A new recipe added to `RECIPES` is
+registered with no other change.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -25,15 +29,14 @@ import torch
 from circuits.abstraction.circuit import circuit_dict, node_location, split_node
 from circuits.abstraction.highlevel.registry import high_level
 from circuits.abstraction.iit import IITConfig, evaluate_circuit, train_iit
+from interp import zoo
 from interp.errors import InterpError
 from interp.hooked import HookedModel
-from interp.io import atomic_dir, atomic_write_json
-from interp.tasks import save_tokenizer
 from interp.tasks import tokenizer as task_tokenizer
 from interp.tasks.vocab import BOS_ID, EOS_ID, PAD_ID, VOCAB
 from interp.zoo.evaluate import evaluate
-from interp.zoo.recipes import EVAL_SEED, Recipe
-from interp.zoo.store import CARD_FILE, MODELS_DIR
+from interp.zoo.recipes import Recipe
+from interp.zoo.store import MODELS_DIR
 from interp.zoo.train import build_model, cpu_threads
 
 logger = logging.getLogger(__name__)
@@ -213,59 +216,66 @@ def train(r: GroundTruthRecipe, seed: int | None = None, progress: bool = True) 
 
 
 def card(r: GroundTruthRecipe, model: HookedModel, stats: dict, seed: int) -> dict:
-    """The model card: zoo keys plus the circuit's measured faithfulness."""
+    """The model card (`interp.zoo.build_card`) plus the circuit's file, alignment and measured faithfulness."""
     task = r.architecture.task
     tm = high_level(task)
     nodes = [n for n in r.circuit()["nodes"] if n not in ("embed", "logits")]
     faithfulness = evaluate_circuit(model, tm, dict(r.alignment), nodes, n=1000, seed=12345)
     metrics = evaluate(model.hf_model, model.tokenizer, task, n=r.architecture.eval_n)
     arch = dataclasses.asdict(r.architecture)
-    return {
-        "name": r.name,
-        "architecture": type(model.hf_model).__name__,
-        "n_params": sum(p.numel() for p in model.hf_model.parameters()),
-        "tasks": [task],
-        "accuracy": {task: metrics["accuracy"]},
-        "metrics": {task: metrics},
-        "eval": {"n": r.architecture.eval_n, "seed": EVAL_SEED},
-        "recipe": {
+    return zoo.build_card(
+        name=r.name,
+        description=r.architecture.description,
+        model=model.hf_model,
+        seed=seed,
+        recipe={
             "trainer": "circuits.abstraction.ground_truth",
             "architecture": {
                 **{k: arch[k] for k in ("n_layer", "d_model", "n_head", "d_mlp", "n_ctx")},
                 **({"family": r.family, "n_kv_heads": r.n_kv_heads} if r.family != "gpt2" else {}),
             },
             "siit": dataclasses.asdict(r.iit),
-            "command": f"python -m circuits.abstraction.ground_truth {r.name}",
+            "command": f"interp zoo train {r.name}",
         },
-        "seed": seed,
-        "description": r.architecture.description,
-        "known_mechanisms": list(r.known_mechanisms),
-        "circuit": CIRCUIT_FILE,
-        "alignment": {v: str(node_location(*split_node(n, r.iit.position))) for v, n in r.alignment},
-        "iia": faithfulness["iia"],
-        "ablated_accuracy": faithfulness["ablated_accuracy"],
-        "accuracy_drop_when_non_circuit_ablated": faithfulness["accuracy_drop"],
-        "train_seconds": round(stats["train_seconds"], 1),
-    }
+        train_seconds=stats["train_seconds"],
+        tasks={task: metrics},
+        eval_n=r.architecture.eval_n,
+        known_mechanisms=r.known_mechanisms,
+        extra={
+            "circuit": CIRCUIT_FILE,
+            "alignment": {v: str(node_location(*split_node(n, r.iit.position))) for v, n in r.alignment},
+            "iia": faithfulness["iia"],
+            "ablated_accuracy": faithfulness["ablated_accuracy"],
+            "accuracy_drop_when_non_circuit_ablated": faithfulness["accuracy_drop"],
+        },
+    )
+
+
+def trained(r: GroundTruthRecipe, seed: int | None = None, progress: bool = True) -> zoo.Trained:
+    """SIIT-train `r`, card it, and attach its circuit file; `interp.zoo.train` writes the folder."""
+    seed = r.seed if seed is None else seed
+    with cpu_threads(zoo.TRAIN_THREADS):
+        model, stats = train(r, seed, progress)
+    info = card(r, model, stats, seed)
+    logger.info("%s: accuracy %s, iia %s", r.name, info["accuracy"], info["iia"])
+    return zoo.Trained(model.hf_model, task_tokenizer(), info, {CIRCUIT_FILE: r.circuit()})
+
+
+def zoo_recipes(table: dict[str, GroundTruthRecipe] = RECIPES) -> list[zoo.ZooRecipe]:
+    """One zoo registry entry per ground-truth recipe."""
+    return [
+        zoo.ZooRecipe(r.name, r.architecture.description, functools.partial(trained, r))
+        for r in table.values()
+    ]
 
 
 def train_ground_truth(
     name: str, out_dir: str | Path | None = None, seed: int | None = None, progress: bool = True
 ) -> dict:
-    """Train zoo model `name` and write its folder (default `interp/zoo/models/NAME`); returns the card."""
-    r = recipe(name)
-    seed = r.seed if seed is None else seed
-    with cpu_threads(2):
-        model, stats = train(r, seed, progress)
-    info = card(r, model, stats, seed)
-    out = Path(out_dir) if out_dir is not None else MODELS_DIR / name
-    with atomic_dir(out, force=True) as tmp:
-        model.hf_model.save_pretrained(tmp, safe_serialization=True)
-        save_tokenizer(tmp)
-        atomic_write_json(tmp / CIRCUIT_FILE, r.circuit())
-        atomic_write_json(tmp / CARD_FILE, info)
-    logger.info("wrote %s: accuracy %s, iia %s", out, info["accuracy"], info["iia"])
-    return info
+    """Train zoo model `name` and write its folder through `interp.zoo.train` (default: the shipped
+    folder, `interp/zoo/models/NAME`); returns the card."""
+    (entry,) = zoo_recipes({name: recipe(name)})
+    return zoo.train(entry, out_dir if out_dir is not None else MODELS_DIR / name, seed, progress)
 
 
 if __name__ == "__main__":

@@ -4,24 +4,25 @@ A 2-layer GPT-2 (d_model 64) learns to predict the review's label token at `END`
 (the task's rule plus Gaussian score noise). It uses the zoo's training loop (`interp.zoo.train.fit`)
 with the task's extended vocabulary, so the folder holds the task tokenizer, not the shared one.
 
-    python -m circuits.concepts.train interp/zoo/models/concepts-tiny   # ~1 minute on 2 CPU cores
+    interp zoo train concepts-tiny --out interp/zoo/models/concepts-tiny   # ~1-6 minutes on 2 CPU cores
+
+`ZOO_RECIPE` registers it with `interp.zoo` (through `circuits.zoo`, an `interp.zoo_recipes` entry point).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import functools
 import logging
-import platform
-import sys
 from pathlib import Path
 
 import torch
-import transformers
 from transformers import GPT2LMHeadModel
 
+from interp import zoo
 from interp.tasks.concepts import LABELS, Concepts
 from interp.zoo import store
+from interp.zoo.cards import TRAIN_THREADS
 from interp.zoo.recipes import EVAL_SEED, Recipe
 from interp.zoo.train import build_model, cpu_threads, fit
 
@@ -63,7 +64,7 @@ def train(
     """
     seed = recipe.seed if seed is None else seed
     task = Concepts(**dict(recipe.task_config))
-    with cpu_threads(2):
+    with cpu_threads(TRAIN_THREADS):
         torch.manual_seed(seed)
         model = build_model(recipe, task.vocab_size)
         stats = fit(model, lambda rng: task.training_batch(recipe.batch_size, rng), recipe, seed, progress)
@@ -97,33 +98,24 @@ def evaluate(
 
 
 def card(recipe: Recipe, seed: int, model: GPT2LMHeadModel, metrics: dict, stats: dict, eval_n: int) -> dict:
-    """The model card, with the fields of the zoo's cards (`name`, `tasks`, `accuracy`, `recipe`, `seed`,
-    `description`, `known_mechanisms`, ...); `accuracy` is against the noise-free rule label."""
+    """The model card (`interp.zoo.build_card`) plus the label tokens; `accuracy` is against the
+    noise-free rule label."""
     recipe_fields = {
         k: v for k, v in dataclasses.asdict(recipe).items() if k not in ("name", "description", "notes")
     }
-    return {
-        "name": recipe.name,
-        "description": recipe.description,
-        "architecture": "GPT2LMHeadModel",
-        "n_params": sum(p.numel() for p in model.parameters()),
-        "tasks": [recipe.task],
-        "accuracy": {recipe.task: round(metrics["accuracy"], 4)},
-        "metrics": {recipe.task: {k: round(v, 4) for k, v in metrics.items()}},
-        "eval": {"n": eval_n, "seed": EVAL_SEED},
-        "recipe": recipe_fields | {"trainer": "circuits.concepts.train", "vocab_size": Concepts.vocab_size},
-        "seed": seed,
-        "train_seconds": round(stats["train_seconds"], 1),
-        "final_train_loss": round(stats["final_loss"], 4),
-        "known_mechanisms": list(KNOWN_MECHANISMS),
-        "labels": list(LABELS),
-        "trained_with": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "threads": 2,
-            "machine": platform.machine(),
-        },
-    }
+    return zoo.build_card(
+        name=recipe.name,
+        description=recipe.description,
+        model=model,
+        seed=seed,
+        recipe=recipe_fields | {"trainer": "circuits.concepts.train", "vocab_size": Concepts.vocab_size},
+        train_seconds=stats["train_seconds"],
+        tasks={recipe.task: metrics},
+        eval_n=eval_n,
+        known_mechanisms=KNOWN_MECHANISMS,
+        final_train_loss=stats["final_loss"],
+        extra={"labels": list(LABELS)},
+    )
 
 
 def save(model: GPT2LMHeadModel, folder: str | Path, card_dict: dict) -> Path:
@@ -131,18 +123,23 @@ def save(model: GPT2LMHeadModel, folder: str | Path, card_dict: dict) -> Path:
     return store.save(folder, model, Concepts().tokenizer(), card_dict)
 
 
-def train_and_save(folder: str | Path, recipe: Recipe = RECIPE, seed: int | None = None) -> dict:
-    """Train, evaluate on held-out samples, and write the zoo folder; returns the card."""
+def trained(recipe: Recipe = RECIPE, seed: int | None = None, progress: bool = True) -> zoo.Trained:
+    """Train, evaluate on held-out samples and card the model; `interp.zoo.train` writes it."""
     seed = recipe.seed if seed is None else seed
-    model, stats = train(recipe, seed)
+    model, stats = train(recipe, seed, progress)
     metrics = evaluate(model, n=recipe.eval_n)
     log.info("%s: %s in %.0f s", recipe.name, metrics, stats["train_seconds"])
-    card_dict = card(recipe, seed, model, metrics, stats, recipe.eval_n)
-    save(model, folder, card_dict)
-    return card_dict
+    return zoo.Trained(
+        model, Concepts().tokenizer(), card(recipe, seed, model, metrics, stats, recipe.eval_n)
+    )
 
 
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO)
-    default = Path(__file__).resolve().parents[2] / "interp" / "zoo" / "models" / RECIPE.name
-    print(json.dumps(train_and_save(sys.argv[1] if len(sys.argv) > 1 else default), indent=2))
+def zoo_recipe(recipe: Recipe = RECIPE) -> zoo.ZooRecipe:
+    """The zoo registry entry that trains `recipe` (`interp zoo train concepts-tiny`)."""
+    return zoo.ZooRecipe(recipe.name, recipe.description, functools.partial(trained, recipe))
+
+
+def train_and_save(folder: str | Path, recipe: Recipe = RECIPE, seed: int | None = None) -> dict:
+    """Train, evaluate on held-out samples, and write the zoo folder (through `interp.zoo.train`);
+    returns the card."""
+    return zoo.train(zoo_recipe(recipe), folder, seed=seed)

@@ -13,7 +13,7 @@ from circuits.discovery.compgraph import ComputationalGraph, Dest
 from circuits.discovery.data import ABLATIONS, Ablation, CircuitData, ablate, ablation_sources, as_data
 from circuits.discovery.eap import EAPConfig, eap
 from circuits.discovery.eap_ig import EAPIGConfig, eap_ig
-from circuits.discovery.evaluation import auroc, auroc_table, node_auroc, roc_curve, true_circuit
+from circuits.discovery.evaluation import auroc_table, edge_auroc, node_auroc, roc_curve, true_circuit
 from circuits.discovery.faithfulness import (
     Faithfulness,
     FaithfulnessCurve,
@@ -52,7 +52,7 @@ __all__ = [
     "ablation_sources",
     "acdc",
     "as_data",
-    "auroc",
+    "edge_auroc",
     "auroc_table",
     "circuit_metrics",
     "discover",

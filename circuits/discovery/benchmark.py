@@ -39,7 +39,7 @@ import torch
 import interp
 from circuits.discovery import handset
 from circuits.discovery.data import CircuitData, check_ablation, default_ablation
-from circuits.discovery.evaluation import auroc, node_auroc, pair_scores, roc_curve, true_circuit
+from circuits.discovery.evaluation import edge_auroc, node_auroc, pair_scores, roc_curve, true_circuit
 from circuits.discovery.faithfulness import faithfulness
 from circuits.discovery.registry import discover
 from circuits.discovery.report import CircuitOptions, load_model, task_data
@@ -131,7 +131,7 @@ def accuracy(
             torch.manual_seed(seed)
             scores = discover(case.model, data, method, **_kwargs(options, ablation))
             row = out[method]
-            row["edge_auroc"].append(auroc(scores, case.truth))
+            row["edge_auroc"].append(edge_auroc(scores, case.truth))
             row["node_auroc"].append(node_auroc(scores, case.truth))
             row["clean_metric"].append(scores.metadata.get("clean_metric"))
             row["ablated_metric"].append(scores.metadata.get("ablated_metric"))

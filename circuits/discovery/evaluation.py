@@ -9,7 +9,7 @@ a random true edge outscores a random other edge (ties count half; the Mann-Whit
 which every circuit contains.
 
     >>> truth = true_circuit(interp.zoo.card("ioi-siit"))          # or a Circuit, dict, JSON path
-    >>> auroc(scores, truth)
+    >>> edge_auroc(scores, truth)
     >>> print(format_table(auroc_table({"eap": s1, "acdc": s2}, truth)))
 """
 
@@ -21,6 +21,7 @@ from typing import Any
 
 from circuits.discovery.scores import EdgeScores
 from circuits.graph import Circuit, Edge, Node, as_edge
+from circuits.stats import auroc
 from interp.errors import InterpError
 
 Pair = tuple[Node, Node]
@@ -108,18 +109,7 @@ def _ranked(scores: dict[Any, float], positives: set, absolute: bool) -> list[tu
 
 
 def _mann_whitney(values: list[tuple[float, bool]]) -> float:
-    ordered = sorted(values, key=lambda v: v[0])
-    rank_sum, i = 0.0, 0
-    while i < len(ordered):  # average ranks over ties
-        j = i
-        while j < len(ordered) and ordered[j][0] == ordered[i][0]:
-            j += 1
-        rank = (i + 1 + j) / 2
-        rank_sum += rank * sum(p for _, p in ordered[i:j])
-        i = j
-    n_pos = sum(p for _, p in values)
-    n_neg = len(values) - n_pos
-    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return auroc([v for v, _ in values], [p for _, p in values])
 
 
 def _roc(values: list[tuple[float, bool]]) -> tuple[list[float], list[float]]:
@@ -139,11 +129,11 @@ def _roc(values: list[tuple[float, bool]]) -> tuple[list[float], list[float]]:
     return fpr, tpr
 
 
-def auroc(scores: ScoresLike, true_edges: Circuit | Iterable[Any], absolute: bool = True) -> float:
-    """Edge AUROC of `scores` (|score| unless `absolute=False`) against `true_edges`.
+def edge_auroc(scores: ScoresLike, true_edges: Circuit | Iterable[Any], absolute: bool = True) -> float:
+    """Edge AUROC (`circuits.stats.auroc`) of `scores` (|score| unless `absolute=False`) against `true_edges`.
 
     Example:
-        >>> auroc(scores, [("embed", "L0.H0"), ("L0.H0", "L1.H0")])
+        >>> edge_auroc(scores, [("embed", "L0.H0"), ("L0.H0", "L1.H0")])
     """
     return _mann_whitney(_ranked(*_universe(scores, true_edges), absolute))
 
@@ -175,7 +165,7 @@ def auroc_table(results: Mapping[str, EdgeScores], truth: Any, model: str = "") 
     rows = []
     for method, scores in results.items():
         row: dict[str, Any] = {"model": model, "method": method}
-        for key, fn in (("edge_auroc", auroc), ("node_auroc", node_auroc)):
+        for key, fn in (("edge_auroc", edge_auroc), ("node_auroc", node_auroc)):
             try:
                 row[key] = fn(scores, circuit)
             except InterpError as exc:

@@ -30,7 +30,7 @@ only the induction head's value path would show), another example's activations 
     >>> model = load()                         # HookedModel with the task tokenizer
     >>> data = induction_data(32, seed=0)
     >>> scores = discover(model, data, "eap", ablation="resample")
-    >>> auroc(scores, TRUE_CIRCUIT)            # 1.0
+    >>> edge_auroc(scores, TRUE_CIRCUIT)       # 1.0
 """
 
 from __future__ import annotations

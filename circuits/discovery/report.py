@@ -28,7 +28,7 @@ import torch
 import interp
 from circuits.discovery import handset
 from circuits.discovery.data import CircuitData, check_ablation, default_ablation
-from circuits.discovery.evaluation import auroc, node_auroc, true_circuit
+from circuits.discovery.evaluation import edge_auroc, node_auroc, true_circuit
 from circuits.discovery.faithfulness import faithfulness, faithfulness_curve
 from circuits.discovery.registry import get, make_config
 from circuits.discovery.scores import EdgeScores
@@ -204,7 +204,7 @@ def _checks(
     if card and card.get("circuit"):
         truth = true_circuit(card, folder)
         aurocs = {
-            "edge": auroc(scores, truth),
+            "edge": edge_auroc(scores, truth),
             "node": node_auroc(scores, truth),
             "true_edges": len(truth.edges),
         }

@@ -94,7 +94,7 @@ def _rows(n: int, device: torch.device) -> Tensor:
 
 
 def key_covariance(model: HookedModel, layer: int, tokens: Tensor, chunk: int = 256) -> Tensor:
-    """Second moment E[k k^T] [d_mlp, d_mlp] of `mlp.hook_post` keys at every position of `tokens`.
+    """Second moment `E[k k^T]` (`[d_mlp, d_mlp]`) of `mlp.hook_post` keys at every position of `tokens`.
 
     Example:
         >>> cov = key_covariance(model, 0, interp.tasks.get("facts").generate(512, seed=1).clean)

@@ -1,4 +1,5 @@
-"""Retrain the shipped zoo models into `interp/zoo/models/` (or `--out`) from their recipes.
+"""Retrain the shipped zoo models into `interp/zoo/models/` (or `--out`) from their recipes (every
+registered recipe, those of the upper packages included).
 
     python experiments/zoo/train_all.py                  # every recipe
     python experiments/zoo/train_all.py ioi-tiny facts-tiny --out /tmp/zoo
@@ -23,7 +24,7 @@ import interp.zoo as zoo  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", default=list(zoo.RECIPES))
+    parser.add_argument("names", nargs="*", default=sorted(zoo.recipes()))
     parser.add_argument("--out", type=Path, default=zoo.MODELS_DIR)
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()

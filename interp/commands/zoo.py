@@ -47,15 +47,17 @@ def register(app: typer.Typer) -> None:
 
     @zoo_app.command("train")
     def train_model(
-        name: str = typer.Argument(..., help="A recipe name (see `interp zoo list`)."),
+        name: str = typer.Argument(
+            ..., help="A zoo name (see `interp zoo list`): every shipped model has a recipe."
+        ),
         out: Path = typer.Option(None, "--out", help="Folder to write (default: ./zoo-models/NAME)."),
         seed: int = typer.Option(None, "--seed", min=0, help="Training seed (default: the recipe's)."),
         json_out: bool = typer.Option(False, "--json", help="Print the new card as JSON."),
     ) -> None:
-        """Train a zoo model from its recipe and write it (config, safetensors, tokenizer, card)."""
+        """Train (or, for a hand-set model, build) a zoo model from its recipe and write its folder."""
         from interp import zoo
 
-        zoo.recipe(name)  # unknown names fail before any work
+        zoo.zoo_recipe(name)  # unknown names fail before any work
         folder = out if out is not None else Path("zoo-models") / name
         card = zoo.train(name, folder, seed=seed, progress=not json_out)
         if json_out:

@@ -9,15 +9,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import GPT2LMHeadModel, PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from interp.errors import InterpError, closest
-from interp.io import share_tree
+from interp.io import atomic_dir, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -96,28 +96,24 @@ def load_hf(name: str | os.PathLike[str]) -> tuple[GPT2LMHeadModel, PreTrainedTo
 
 
 def save(
-    out_dir: str | os.PathLike[str], model: GPT2LMHeadModel, tok: PreTrainedTokenizerFast, model_card: dict
+    out_dir: str | os.PathLike[str],
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    model_card: dict,
+    files: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write a model folder atomically: into a temporary sibling folder, then rename into place
-    (an existing folder is replaced only once the new one is complete).
+    """Write a model folder atomically (`interp.io.atomic_dir`: built under a temporary name, moved into
+    place once complete, replacing an existing folder): weights, config, tokenizer, `card.json`, and
+    `files` (name -> JSON value) beside them. The one writer of zoo folders.
     """
-    out = Path(out_dir).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_dir(out_dir, force=True) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         _portable_tokenizer_config(tmp)
-        (tmp / CARD_FILE).write_text(json.dumps(model_card, indent=2) + "\n")
-        share_tree(tmp)  # safetensors writes 0600 files; shipped files get the usual permissions
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+        for name, value in (files or {}).items():
+            atomic_write_json(tmp / name, value)
+        atomic_write_json(tmp / CARD_FILE, model_card)
+    out = Path(out_dir).resolve()
     log.info("wrote %s", out)
     return out
 

@@ -17,8 +17,8 @@ from circuits.discovery import (
     ComputationalGraph,
     Edge,
     acdc,
-    auroc,
     discover,
+    edge_auroc,
     faithfulness,
     faithfulness_curve,
     handset,
@@ -229,7 +229,7 @@ def test_handset_model_does_induction(hand, hand_data):
 @pytest.mark.parametrize("method", ["eap", "eap-ig", "acdc"])
 def test_edge_methods_rank_the_true_edges_first(hand_scores, method):
     scores = hand_scores[method]
-    assert auroc(scores, handset.TRUE_CIRCUIT) == 1.0
+    assert edge_auroc(scores, handset.TRUE_CIRCUIT) == 1.0
     assert node_auroc(scores, handset.TRUE_CIRCUIT) == 1.0
     top = {e.pair for e, _ in scores.top(len(handset.TRUE_EDGES))}
     assert top == handset.TRUE_CIRCUIT.edge_pairs()
@@ -240,7 +240,7 @@ def test_node_attribution_ranks_true_nodes_first_but_not_edges(hand_scores):
     L1.H0->logits (false): both join two important nodes. So node AUROC is 1 and edge AUROC is not."""
     scores = hand_scores["node"]
     assert node_auroc(scores, handset.TRUE_CIRCUIT) == 1.0
-    assert 0.7 < auroc(scores, handset.TRUE_CIRCUIT) < 1.0
+    assert 0.7 < edge_auroc(scores, handset.TRUE_CIRCUIT) < 1.0
 
 
 def test_qkv_edges_rank_the_true_qkv_edges_first(hand, hand_data):
@@ -259,8 +259,8 @@ def test_saturated_attention_defeats_eap_but_not_eap_ig(hand_data):
     model = interp.HookedModel(handset.build(beta=15.0))
     eap = discover(model, hand_data, "eap", ablation="resample")
     ig = discover(model, hand_data, "eap-ig", ablation="resample", steps=5)
-    assert auroc(eap, handset.TRUE_CIRCUIT) < 1.0
-    assert auroc(ig, handset.TRUE_CIRCUIT) == 1.0
+    assert edge_auroc(eap, handset.TRUE_CIRCUIT) < 1.0
+    assert edge_auroc(ig, handset.TRUE_CIRCUIT) == 1.0
 
 
 def test_acdc_recovers_the_true_circuit(hand, hand_data, hand_scores):
@@ -293,9 +293,9 @@ def test_auroc_counts_ties_half_and_merges_qkv_channels():
         Edge.of("L0.H0", "logits"): 1.0,
         Edge.of("L0.H1", "logits"): 1.0,
     }
-    assert auroc(scores, [("embed", "L0.H0"), ("embed", "L0.H1")]) == 1.0  # |score| ranks
-    assert auroc(scores, [("embed", "L0.H1")], absolute=False) == 0.0
-    assert auroc(scores, [("L0.H0", "logits")]) == pytest.approx(
+    assert edge_auroc(scores, [("embed", "L0.H0"), ("embed", "L0.H1")]) == 1.0  # |score| ranks
+    assert edge_auroc(scores, [("embed", "L0.H1")], absolute=False) == 0.0
+    assert edge_auroc(scores, [("L0.H0", "logits")]) == pytest.approx(
         0.5 / 3 + 0.0
     )  # tie with one negative, below two
     fpr, tpr = roc_curve(scores, [("embed", "L0.H0")])
@@ -305,11 +305,11 @@ def test_auroc_counts_ties_half_and_merges_qkv_channels():
         Edge.of("embed", "L0.H0", "k"): 5.0,
         Edge.of("embed", "L0.H1", "v"): 1.0,
     }
-    assert auroc(qkv, [("embed", "L0.H0")]) == 1.0
+    assert edge_auroc(qkv, [("embed", "L0.H0")]) == 1.0
     with pytest.raises(InterpError, match="not in the scored graph"):
-        auroc(scores, [("L3.H0", "logits")])
+        edge_auroc(scores, [("L3.H0", "logits")])
     with pytest.raises(InterpError, match="at least one true and one false"):
-        auroc(scores, list(scores))
+        edge_auroc(scores, list(scores))
 
 
 # -- faithfulness -------------------------------------------------------------------------------------------

@@ -31,8 +31,17 @@ def _random_topk(batch: int = BATCH) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(batch, K, generator=g), idx
 
 
+@pytest.fixture(params=["private", "public"])
+def kernels(request, monkeypatch):
+    """Run the test with the private embedding-bag kernels (where they work) and with the public ops."""
+    monkeypatch.setattr(sparse, "USE_PRIVATE_OPS", request.param == "private")
+    if request.param == "private":
+        assert sparse.private_ops_work("cpu", torch.float32)  # this torch has them, and they agree
+    return request.param
+
+
 @pytest.mark.parametrize("bias", [True, False])
-def test_decode_matches_dense(bias):
+def test_decode_matches_dense(bias, kernels):
     vals, idx = _random_topk()
     W_dec = torch.randn(D_SAE, D_IN)
     b_dec = torch.randn(D_IN) if bias else None
@@ -47,7 +56,7 @@ def test_decode_matches_dense(bias):
 
 
 @pytest.mark.parametrize("pre_bias", [True, False])
-def test_encode_matches_dense(pre_bias):
+def test_encode_matches_dense(pre_bias, kernels):
     g = torch.Generator().manual_seed(2)
     x, W_enc, b_enc = torch.randn(BATCH, D_IN, generator=g), torch.randn(D_IN, D_SAE), torch.randn(D_SAE)
     b_pre = torch.randn(D_IN) if pre_bias else None
@@ -108,7 +117,7 @@ def test_sae_loss_and_gradients_match_dense(arch, cfg_kw, with_grad):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_row_scatter_is_an_index_add(dtype):
+def test_row_scatter_is_an_index_add(dtype, kernels):
     """The CSR product (float32/64) and the embedding-bag fallback (other dtypes) against index_add_."""
     vals, idx = _random_topk()
     src = torch.randn(BATCH, D_IN)
@@ -119,6 +128,48 @@ def test_row_scatter_is_an_index_add(dtype):
     out = bags.scatter_rows(src.to(dtype), vals.to(dtype))
     assert out.dtype == dtype
     torch.testing.assert_close(out.float(), ref, atol=ATOL if dtype == torch.float32 else 0.1, rtol=0.02)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_private_and_public_kernels_agree(dtype):
+    """Each private aten kernel against its public-op version and an explicit gather / index_add."""
+    vals, idx = _random_topk()
+    g = torch.Generator().manual_seed(3)
+    src, table = torch.randn(BATCH, D_IN, generator=g), torch.randn(D_SAE, D_IN, generator=g)
+    dot = (table[idx] * src[:, None]).sum(-1)  # [batch, k]
+    rows = torch.zeros(D_SAE, D_IN).index_add_(
+        0, idx.flatten(), (vals[:, :, None] * src[:, None]).flatten(0, 1)
+    )
+    tol = {"atol": 0.1, "rtol": 0.02} if dtype == torch.bfloat16 else {"atol": ATOL, "rtol": 1e-6}
+    s, t, w = src.to(dtype), table.to(dtype), vals.to(dtype)
+    for kernel in (sparse._gather_dot_private, sparse._gather_dot_public):
+        torch.testing.assert_close(kernel(s, t, idx).double(), dot.double(), **tol)
+    for kernel in (sparse._scatter_private, sparse._scatter_public):
+        out = kernel(s, w, idx, D_SAE)
+        assert out.dtype == dtype and out.shape == (D_SAE, D_IN)
+        torch.testing.assert_close(out.double(), rows.double(), **tol)
+
+
+def test_a_broken_private_kernel_falls_back_to_public_ops(monkeypatch, caplog):
+    """A private op that is missing (or changed its signature) is found by the probe; the public ops run."""
+
+    def missing(*args):
+        raise AttributeError("'_OpNamespace' 'aten' object has no attribute '_embedding_bag_dense_backward'")
+
+    sparse.private_ops_work.cache_clear()
+    monkeypatch.setattr(sparse, "_scatter_private", missing)
+    try:
+        assert not sparse.private_ops_work("cpu", torch.float32)
+        assert "using public ops" in caplog.text
+        vals, idx = _random_topk()
+        src = torch.randn(BATCH, D_IN)
+        out = sparse.LatentBags(idx, D_SAE)._scatter_rows_embedding_bag(src, vals)  # would raise if called
+        ref = torch.zeros(D_SAE, D_IN).index_add_(
+            0, idx.flatten(), (vals[:, :, None] * src[:, None]).flatten(0, 1)
+        )
+        torch.testing.assert_close(out, ref, atol=ATOL, rtol=1e-6)
+    finally:
+        sparse.private_ops_work.cache_clear()
 
 
 def test_firing_counts_and_l0_read_both_layouts():
