@@ -46,7 +46,7 @@ def blocks(text: str | None = None) -> list[Block]:
 def interp_commands(block: Block) -> list[list[str]]:
     """The `interp ...` command lines of a bash block, as argv lists without the program name."""
     commands = []
-    for line in block.code.splitlines():
+    for line in block.code.replace("\\\n", " ").splitlines():  # a trailing backslash continues a line
         argv = shlex.split(line, comments=True)
         if argv and argv[0] == "interp" and (len(argv) < 2 or argv[1] not in NOT_RUN):
             commands.append(argv[1:])
