@@ -8,25 +8,15 @@ import torch
 
 import interp
 from circuits import patching
-from interp.errors import InterpError
-from tests.tiny_models import VOCAB, make
+from tests.circuits.patching_helpers import corrupted_pair
+from tests.tiny_models import make
 
 METRIC = patching.logit_diff(answer=5, wrong=7, position=-1)
 
 
-def zoo(name: str) -> interp.HookedModel:
-    try:
-        return interp.load(name)
-    except (InterpError, AttributeError, ImportError, OSError) as exc:  # the zoo is not shipped yet
-        pytest.skip(f"zoo model {name} unavailable: {exc}")
-
-
 @pytest.fixture(scope="module")
 def pair() -> tuple[torch.Tensor, torch.Tensor]:
-    clean = torch.randint(0, VOCAB, (2, 8), generator=torch.Generator().manual_seed(1))
-    corrupted = clean.clone()
-    corrupted[:, 3] = (corrupted[:, 3] + 5) % VOCAB
-    return clean, corrupted
+    return corrupted_pair()
 
 
 @pytest.mark.parametrize("mode", ["denoise", "noise"])
@@ -61,7 +51,7 @@ def test_correlates_on_a_random_model(pair):
 
 
 def test_correlates_on_the_zoo_ioi_model(record_property):
-    model = zoo("ioi-tiny")
+    model = interp.load("ioi-tiny")
     from circuits.patching import same_layout
 
     batch = same_layout(interp.tasks.get("ioi").generate(512, seed=0), 8)
