@@ -9,8 +9,7 @@ import torch
 import interp
 from circuits import patching
 from interp.errors import InterpError
-from tests.circuits.patching_helpers import corrupted_pair
-from tests.tiny_models import make
+from tests.tiny_models import VOCAB, make
 
 METRIC = patching.logit_diff(answer=5, wrong=7, position=-1)
 
@@ -24,7 +23,10 @@ def zoo(name: str) -> interp.HookedModel:
 
 @pytest.fixture(scope="module")
 def pair() -> tuple[torch.Tensor, torch.Tensor]:
-    return corrupted_pair()
+    clean = torch.randint(0, VOCAB, (2, 8), generator=torch.Generator().manual_seed(1))
+    corrupted = clean.clone()
+    corrupted[:, 3] = (corrupted[:, 3] + 5) % VOCAB
+    return clean, corrupted
 
 
 @pytest.mark.parametrize("mode", ["denoise", "noise"])

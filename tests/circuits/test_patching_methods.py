@@ -10,7 +10,6 @@ import interp
 from circuits import patching
 from circuits.patching.contributions import head_source_vectors, output_projection
 from interp.errors import InterpError
-from tests.circuits.patching_helpers import corrupted_pair
 from tests.tiny_models import VOCAB, make
 
 METRIC = patching.logit_diff(answer=5, wrong=7, position=-1)
@@ -38,7 +37,10 @@ def linear_toy() -> interp.HookedModel:
 
 @pytest.fixture(scope="module")
 def pair() -> tuple[torch.Tensor, torch.Tensor]:
-    return corrupted_pair()
+    clean = torch.randint(0, VOCAB, (2, 8), generator=torch.Generator().manual_seed(1))
+    corrupted = clean.clone()
+    corrupted[:, 3] = (corrupted[:, 3] + 5) % VOCAB
+    return clean, corrupted
 
 
 # -- path patching -------------------------------------------------------------------------------
