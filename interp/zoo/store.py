@@ -9,15 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import GPT2LMHeadModel, PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from interp.errors import InterpError, closest
-from interp.io import atomic_dir, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -97,25 +96,36 @@ def load_hf(name: str | os.PathLike[str]) -> tuple[GPT2LMHeadModel, PreTrainedTo
 
 def save(
     out_dir: str | os.PathLike[str],
-    model: PreTrainedModel,
-    tok: PreTrainedTokenizerBase,
+    model: torch.nn.Module,
+    tok: PreTrainedTokenizerFast,
     model_card: dict,
-    files: Mapping[str, Any] | None = None,
+    files: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a model folder atomically (`interp.io.atomic_dir`: built under a temporary name, moved into
-    place once complete, replacing an existing folder): weights, config, tokenizer, `card.json`, and
-    `files` (name -> JSON value) beside them. The one writer of zoo folders.
+    """Write a model folder atomically: into a temporary sibling folder, then rename into place
+    (an existing folder is replaced only once the new one is complete). `model` is a Hugging Face
+    `PreTrainedModel`; `files` (name -> JSON value) are written beside it. The one writer of zoo
+    folders (`interp.zoo.train` calls it).
     """
-    with atomic_dir(out_dir, force=True) as tmp:
+    out = Path(out_dir).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         _portable_tokenizer_config(tmp)
         for name, value in (files or {}).items():
-            atomic_write_json(tmp / name, value)
-        atomic_write_json(tmp / CARD_FILE, model_card)
+            (tmp / name).write_text(json.dumps(value, indent=2) + "\n")
+        (tmp / CARD_FILE).write_text(json.dumps(model_card, indent=2) + "\n")
         for file in tmp.iterdir():  # safetensors writes 0600 files; shipped files should be readable
             file.chmod(0o644)
-    out = Path(out_dir).resolve()
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
     log.info("wrote %s", out)
     return out
 
