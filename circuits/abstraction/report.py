@@ -119,19 +119,25 @@ def align_report(
     with atomic_dir(out, force=force) as tmp:
         trained = IIAResult(variable, result.locations, result.iia, cfg.n_test)
         figures = ["iia.png"]
-        trained.plot(tmp / "iia.png", title=f"{method} IIA of {variable} ({name})")
+        drawn = [trained.plot(tmp / "iia.png", title=f"{method} IIA of {variable} ({name})")]
         if cfg.control:
             control = IIAResult(
                 variable, result.locations, tuple(c or 0.0 for c in result.control_iia), cfg.n_test
             )
-            control.plot(tmp / "control_iia.png", title=f"{method} IIA of {variable}, random-init control")
+            drawn.append(
+                control.plot(
+                    tmp / "control_iia.png", title=f"{method} IIA of {variable}, random-init control"
+                )
+            )
             groups = {
                 str(loc): {"trained": v, "random init": c or 0.0}
                 for loc, v, c in zip(result.locations, result.iia, result.control_iia, strict=True)
             }
-            bars(groups, f"{method}: trained vs random-init control", tmp / "iia_vs_control.png")
+            drawn.append(
+                bars(groups, f"{method}: trained vs random-init control", tmp / "iia_vs_control.png")
+            )
             figures += ["control_iia.png", "iia_vs_control.png"]
-        _close_figures()
+        _close(drawn)
         payload = write_result(
             tmp,
             command="align",
@@ -146,7 +152,9 @@ def align_report(
     return payload
 
 
-def _close_figures() -> None:
+def _close(figures: list) -> None:
+    """Close the figures this report drew (never the caller's other figures, e.g. in a notebook)."""
     import matplotlib.pyplot as plt
 
-    plt.close("all")
+    for figure in figures:
+        plt.close(figure)

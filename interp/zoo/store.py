@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import GPT2LMHeadModel, PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from interp.errors import InterpError, closest
 from interp.io import atomic_dir, atomic_write_json
@@ -97,14 +96,15 @@ def load_hf(name: str | os.PathLike[str]) -> tuple[GPT2LMHeadModel, PreTrainedTo
 
 def save(
     out_dir: str | os.PathLike[str],
-    model: PreTrainedModel,
-    tok: PreTrainedTokenizerBase,
+    model: torch.nn.Module,
+    tok: PreTrainedTokenizerFast,
     model_card: dict,
-    files: Mapping[str, Any] | None = None,
+    files: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a model folder atomically (`interp.io.atomic_dir`: built under a temporary name, moved into
-    place once complete, replacing an existing folder): weights, config, tokenizer, `card.json`, and
-    `files` (name -> JSON value) beside them. The one writer of zoo folders.
+    """Write a model folder atomically: into a temporary sibling folder, then rename into place
+    (an existing folder is replaced only once the new one is complete). `model` is a Hugging Face
+    `PreTrainedModel`; `files` (name -> JSON value) are written beside it. The one writer of zoo
+    folders (`interp.zoo.train` calls it).
     """
     with atomic_dir(out_dir, force=True) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)

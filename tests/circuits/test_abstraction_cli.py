@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import matplotlib.pyplot as plt
 import pytest
 
 from circuits.abstraction.handbuilt import hierarchical_equality_network
@@ -21,7 +22,11 @@ def test_align_writes_result_and_figures(model_dir, tmp_path, capsys):
     out = tmp_path / "align"
     argv = ["align", str(model_dir), "--task", "hierarchical_equality", "--method", "das", "--out", str(out), "--quick",
             "--steps", "60", "--location", "blocks.0.hook_resid_post@END", "--location", "blocks.0.hook_resid_post@X"]  # fmt: skip
+    plt.close("all")  # (the test's own process)
+    mine = plt.figure()  # a figure of the caller's, as in a notebook
     assert run(argv) == 0, capsys.readouterr().err
+    assert plt.get_fignums() == [mine.number]  # the report closed its figures and only those
+    plt.close(mine)
     result = json.loads((out / "result.json").read_text())
     assert result["command"] == "align" and result["seed"] == 0 and result["inputs"]["variable"] == "left"
     assert {"inputs", "config", "versions", "metrics", "best", "locations", "figures"} <= set(result)
