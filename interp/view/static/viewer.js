@@ -258,9 +258,11 @@
     box.append(el("h2", { class: "iv-h", text: view.title }));
     const scored = view.edges.map((e) => Math.abs(e.score ?? 0));
     const top = Math.max(0, ...scored);
-    const unitX = view.columns ? 70 : 110, unitY = 78, labelW = 110, margin = 40;
+    const unitX = view.columns ? 64 : 110, labelW = 110, margin = 40;
     const cols = view.nodes.map((n) => n.col), minCol = Math.min(0, ...cols), maxCol = Math.max(0, ...cols);
     const nRows = view.rows.length;
+    // rows spread so a wide graph keeps roughly the box's shape (about 2:1) when fitted
+    const unitY = Math.min(240, Math.max(78, ((maxCol - minCol) * unitX + labelW) / 2 / Math.max(nRows - 1, 1)));
     const pos = {};
     for (const n of view.nodes) pos[n.id] = [labelW + margin + (n.col - minCol) * unitX, margin + (nRows - 1 - n.row) * unitY];
     const width = labelW + 2 * margin + (maxCol - minCol) * unitX + 60, height = 2 * margin + (nRows - 1) * unitY + (view.columns ? 40 : 0);
@@ -373,8 +375,9 @@
       const feats = viewOf("features");
       const card = feats && n.kind === "feature" && feats.features.find((f) => f.index === n.info.index);
       if (card) parts.push(featureCard(card));
-      parts.push(el("h3", { class: "iv-h", text: `Incoming edges (${ins.length})` }), table(ins.sort(byScore).map((e) => [e.src + (e.label ? ` (${e.label})` : ""), fmt(e.score)]), null, true));
-      parts.push(el("h3", { class: "iv-h", text: `Outgoing edges (${outs.length})` }), table(outs.sort(byScore).map((e) => [e.dst, fmt(e.score)]), null, true));
+      const name = (id) => (byId[id] && byId[id].label !== id ? `${byId[id].label} (${id})` : id);
+      parts.push(el("h3", { class: "iv-h", text: `Incoming edges (${ins.length})` }), table(ins.sort(byScore).map((e) => [name(e.src) + (e.label ? ` .${e.label}` : ""), fmt(e.score)]), null, true));
+      parts.push(el("h3", { class: "iv-h", text: `Outgoing edges (${outs.length})` }), table(outs.sort(byScore).map((e) => [name(e.dst), fmt(e.score)]), null, true));
       side.replaceChildren(...parts);
     }
   }
