@@ -160,7 +160,9 @@ def attribution_view(data: dict[str, Any], title: str = "Attribution graph") -> 
         width[ctx] = max(width[ctx], n)
     n_pos = max([*ctxs, len(meta.get("prompt_tokens", [])) - 1, 0]) + 1
     start = [0.0] * (n_pos + 1)
-    for ctx in range(n_pos):  # each position's block of columns is as wide as its fullest row, labelled at its start
+    for ctx in range(
+        n_pos
+    ):  # each position's block of columns is as wide as its fullest row, labelled at its start
         start[ctx + 1] = start[ctx] + width[ctx] + 0.5
     nodes = []
     for node, kind, row, ctx, slot in zip(raw, kinds, rows_of, ctxs, slots, strict=True):
@@ -201,10 +203,7 @@ def attribution_view(data: dict[str, Any], title: str = "Attribution graph") -> 
         "embed" if k == -1.0 else "logits" if k == 1e9 else f"L{k:g}" if k < 1e8 else "?" for k in ordered
     ]
     tokens = list(meta.get("prompt_tokens", []))
-    columns = [
-        [tokens[ctx] if ctx < len(tokens) else str(ctx), start[ctx]]
-        for ctx in range(n_pos)
-    ]
+    columns = [[tokens[ctx] if ctx < len(tokens) else str(ctx), start[ctx]] for ctx in range(n_pos)]
     edges = [
         {"src": str(link["source"]), "dst": str(link["target"]), "score": link.get("weight"), "label": ""}
         for link in data.get("links", data.get("edges", []))
