@@ -372,9 +372,13 @@
       } else if (n.kind === "head") {
         parts.push(el("p", { class: "iv-muted", text: "No attention.json in this folder, so no pattern to show." }));
       }
-      const feats = viewOf("features");
+      // the feature's dashboard: from the SAE at this node's site (L1.resid), else the only SAE shown
+      const all = bundle.views.filter((v) => v.kind === "features");
+      const site = `L${n.info.layer}.${n.info.site}`;
+      const feats = all.find((v) => v.site === site) || (all.length === 1 && !all[0].site ? all[0] : null);
       const card = feats && n.kind === "feature" && feats.features.find((f) => f.index === n.info.index);
       if (card) parts.push(featureCard(card));
+      else if (n.kind === "feature") parts.push(el("p", { class: "iv-muted", text: "This feature's SAE evaluation (eval.json) is not in this folder or among the SAEs it names, or does not browse this feature." }));
       const name = (id) => (byId[id] && byId[id].label !== id ? `${byId[id].label} (${id})` : id);
       parts.push(el("h3", { class: "iv-h", text: `Incoming edges (${ins.length})` }), table(ins.sort(byScore).map((e) => [name(e.src) + (e.label ? ` .${e.label}` : ""), fmt(e.score)]), null, true));
       parts.push(el("h3", { class: "iv-h", text: `Outgoing edges (${outs.length})` }), table(outs.sort(byScore).map((e) => [name(e.dst), fmt(e.score)]), null, true));
