@@ -90,12 +90,12 @@
     const flat = opts.values.flat().filter((v) => v !== null && !Number.isNaN(v));
     const lo = opts.lo !== undefined ? opts.lo : Math.min(...flat, opts.centre ?? Infinity);
     const hi = opts.hi !== undefined ? opts.hi : Math.max(...flat, opts.centre ?? -Infinity);
-    const cell = opts.cell || Math.max(12, Math.min(40, Math.floor(760 / Math.max(cols, 1))));
+    const cell = opts.cell || Math.max(12, Math.min(48, Math.floor(760 / Math.max(cols, 1))));
     const longest = (ticks) => Math.max(0, ...ticks.map((t) => String(t).length));
     const left = 18 + Math.min(200, 6.5 * longest(opts.yticks)) + (opts.ylabel ? 16 : 0);
     const bottom = 18 + Math.min(200, 4.8 * longest(opts.xticks)) + (opts.xlabel ? 16 : 0);
-    const top = opts.title ? 24 : 8, bar = 90;
-    const width = left + cols * cell + bar, height = top + rows * cell + bottom;
+    const top = opts.title ? 24 : 8, bar = 104;
+    const width = left + cols * cell + bar, height = Math.max(top + rows * cell, top + 124) + bottom;
     const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "iv-heat", "data-rows": rows, "data-cols": cols });
     if (opts.title) root.append(svg("text", { x: left, y: 15, "font-weight": 600, text: opts.title }));
     const grid = svg("g", { transform: `translate(${left},${top})` });
@@ -116,7 +116,7 @@
       root.append(svg("text", { x, y, transform: `rotate(-90 ${x} ${y})`, "text-anchor": "middle", "font-weight": 600, text: opts.ylabel }));
     }
     // colour bar
-    const barH = Math.max(60, Math.min(rows * cell, 220)), bx = left + cols * cell + 14, steps = 24;
+    const barH = Math.max(120, Math.min(rows * cell, 220)), bx = left + cols * cell + 14, steps = 24;
     for (let s = 0; s < steps; s++) {
       const v = hi - ((hi - lo) * (s + 0.5)) / steps;
       root.append(svg("rect", { x: bx, y: top + (s * barH) / steps, width: 12, height: barH / steps + 0.5, fill: colour(v, lo, hi, opts.centre) }));
@@ -124,7 +124,7 @@
     root.append(svg("text", { x: bx + 16, y: top + 9, text: fmt(hi) }));
     root.append(svg("text", { x: bx + 16, y: top + barH, text: fmt(lo) }));
     if (opts.name && opts.name.length <= 28) {
-      const x = bx + 60, y = top + barH / 2;
+      const x = bx + 80, y = top + barH / 2;
       root.append(svg("text", { x, y, transform: `rotate(-90 ${x} ${y})`, "text-anchor": "middle", text: opts.name }));
     }
     return root;
