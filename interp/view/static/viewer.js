@@ -424,11 +424,16 @@
     tabs.replaceChildren();
     for (const view of bundle.views) {
       const label = view.kind === "summary" ? "Summary" : `${TAB[view.kind]}: ${view.title}`;
-      tabs.append(el("button", { role: "tab", "data-view": view.id, "data-kind": view.kind, text: label, onclick: () => { history.replaceState(null, "", "#" + view.id); showView(view.id); } }));
+      tabs.append(el("button", { role: "tab", "data-view": view.id, "data-kind": view.kind, text: label, onclick: () => { rememberView(view.id); showView(view.id); } }));
       main.append(el("section", { class: "iv-view", "data-view": view.id, "data-kind": view.kind, hidden: "" }));
     }
     const wanted = location.hash.slice(1);
     showView(bundle.views.some((v) => v.id === wanted) ? wanted : (bundle.views[1] || bundle.views[0]).id);
+  }
+
+  function rememberView(id) {
+    // the tab survives a reload; a sandboxed notebook frame (opaque origin) may refuse history changes
+    try { history.replaceState(null, "", "#" + id); } catch (err) { /* not remembered */ }
   }
 
   function fail(message) {
