@@ -28,16 +28,18 @@ from pathlib import Path
 from typing import Any
 
 from interp.errors import InterpError
+from interp.io import RESULT_SCHEMA, RESULT_VERSION
 from interp.view.graphs import attribution_view, circuit_view, is_attribution_graph
+from interp.view.record import ATTENTION_SCHEMA, ATTENTION_VERSION
 from interp.view.tokens import display_tokens
 
 BUNDLE_SCHEMA, BUNDLE_VERSION = "interp-toolkit/view", 1
 # the newest version of each file schema this viewer reads
 READABLE = {
-    "interp-toolkit/result": 1,
+    RESULT_SCHEMA: RESULT_VERSION,
     "interp-toolkit/circuit": 1,
-    "interp-toolkit/attention": 1,
-    "interp-toolkit/attribution": 1,
+    ATTENTION_SCHEMA: ATTENTION_VERSION,
+    "interp-toolkit/attribution": 1,  # graph.json's metadata.schema_version
 }
 FIGURE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
 MAX_JSON_BYTES = 64 * 2**20
