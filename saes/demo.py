@@ -50,7 +50,9 @@ def stage(ctx: DemoContext) -> StageResult:
     sae = Trainer(cfg, train_cfg).fit(store.batches(n_tokens=(steps + 1) * batch_size))
     result = evaluate(sae, model, ctx.batch.clean[:64], n_browse=16, n_contexts=6)
     density_figure(result.density, title=f"TopK SAE, {hook}").savefig(ctx.out / FIGURE)
-    write_report(result, ctx.out / "sae", title=f"TopK SAE on {ctx.model_name} {hook}")  # for `interp view`
+    write_report(
+        result, ctx.out / "sae", title=f"TopK SAE on {ctx.model_name} {hook}", extra={"hook_in": hook}
+    )
     m = result.metrics
     ctx.shared["sae"] = sae
     text = (

@@ -23,20 +23,23 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 from interp.errors import InterpError
+from interp.io import RESULT_SCHEMA, RESULT_VERSION
 from interp.view.graphs import attribution_view, circuit_view, is_attribution_graph
+from interp.view.record import ATTENTION_SCHEMA, ATTENTION_VERSION
 from interp.view.tokens import display_tokens
 
 BUNDLE_SCHEMA, BUNDLE_VERSION = "interp-toolkit/view", 1
 # the newest version of each file schema this viewer reads
 READABLE = {
-    "interp-toolkit/result": 1,
+    RESULT_SCHEMA: RESULT_VERSION,
     "interp-toolkit/circuit": 1,
-    "interp-toolkit/attention": 1,
-    "interp-toolkit/attribution": 1,
+    ATTENTION_SCHEMA: ATTENTION_VERSION,
+    "interp-toolkit/attribution": 1,  # graph.json's metadata.schema_version
 }
 FIGURE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
 MAX_JSON_BYTES = 64 * 2**20
@@ -139,8 +142,39 @@ def heatmap_view(data: dict[str, Any], title: str) -> dict[str, Any] | None:
     }
 
 
-def features_view(data: dict[str, Any], title: str) -> dict[str, Any]:
-    """`eval.json` (see `saes.report`) as a features view; contexts get display tokens."""
+_SITE_OF_HOOK = re.compile(r"^blocks\.(\d+)\.hook_(resid_post|attn_out|mlp_out)$")
+
+
+def _site(hook: str | None) -> str | None:
+    """The circuit-node prefix of an SAE's hook: `blocks.1.hook_resid_post` -> `L1.resid`."""
+    match = _SITE_OF_HOOK.match(hook or "")
+    return f"L{match[1]}.{match[2].split('_')[0]}" if match else None
+
+
+def _sae_hook(folder: Path) -> str | None:
+    """The hook an SAE folder (`cfg.json`, SAELens layout or ours) reads, if it says."""
+    try:
+        cfg = json.loads((folder / "cfg.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    meta = cfg.get("metadata") if isinstance(cfg.get("metadata"), dict) else {}
+    return cfg.get("hook_in") or cfg.get("hook_name") or meta.get("hook_name")
+
+
+def _sae_evaluation(root: Path, sae_dir: str) -> tuple[dict[str, Any], str | None] | None:
+    """eval.json of an SAE a result names (beside its weights or in the `sae train` folder above)."""
+    folder = Path(sae_dir) if Path(sae_dir).is_absolute() else root / sae_dir
+    if not folder.exists():
+        folder = Path(sae_dir)
+    for candidate in (folder / "eval.json", folder.parent / "eval.json"):
+        if candidate.is_file():
+            return _read_json(candidate), _sae_hook(folder)
+    return None
+
+
+def features_view(data: dict[str, Any], title: str, hook: str | None = None) -> dict[str, Any]:
+    """`eval.json` (see `saes.report`) as a features view; contexts get display tokens. `site` (from
+    the SAE's hook, e.g. `L1.resid`) lets a circuit's feature node `L1.resid.F23` find its card."""
     features = []
     for card in data.get("features", []):
         contexts = []
@@ -163,7 +197,14 @@ def features_view(data: dict[str, Any], title: str) -> dict[str, Any]:
                 "bottom_logits": card.get("bottom_logits", []),
             }
         )
-    return {"kind": "features", "title": title, "metrics": data.get("metrics", {}), "features": features}
+    return {
+        "kind": "features",
+        "title": title,
+        "hook": hook,
+        "site": _site(hook),
+        "metrics": data.get("metrics", {}),
+        "features": features,
+    }
 
 
 def attention_view(data: dict[str, Any], title: str = "Attention patterns") -> dict[str, Any]:
@@ -211,8 +252,14 @@ def load_folder(folder: str | Path) -> dict[str, Any]:
             used.add(name)
     for name in ("eval.json", "sae/eval.json"):
         if (root / name).is_file():
-            views.append(features_view(_read_json(root / name), "SAE features"))
+            evaluation = _read_json(root / name)
+            hook = evaluation.get("hook_in") or _sae_hook((root / name).parent / "sae")
+            views.append(features_view(evaluation, "SAE features", hook))
             used.add(name)
+    for sae_dir in (result.get("inputs") or {}).get("saes") or []:  # feature circuits: the SAEs they read
+        found = _sae_evaluation(root, str(sae_dir))
+        if found is not None:
+            views.append(features_view(found[0], f"SAE features, {found[1] or sae_dir}", found[1]))
     for key, array in (result.get("results") or {}).items():
         if is_labelled_array(array) and (view := heatmap_view(array, key)):
             views.append(view)

@@ -160,7 +160,9 @@ def attribution_view(data: dict[str, Any], title: str = "Attribution graph") -> 
         width[ctx] = max(width[ctx], n)
     n_pos = max([*ctxs, len(meta.get("prompt_tokens", [])) - 1, 0]) + 1
     start = [0.0] * (n_pos + 1)
-    for ctx in range(n_pos):  # each position's column block is as wide as its fullest row
+    for ctx in range(
+        n_pos
+    ):  # each position's block of columns is as wide as its fullest row, labelled at its start
         start[ctx + 1] = start[ctx] + width[ctx] + 0.5
     nodes = []
     for node, kind, row, ctx, slot in zip(raw, kinds, rows_of, ctxs, slots, strict=True):
@@ -171,7 +173,7 @@ def attribution_view(data: dict[str, Any], title: str = "Attribution graph") -> 
             "embed": clerp.strip() or "emb",
             "logits": quoted[1].strip() if quoted else "logit",
             "error": "err",
-        }.get(kind) or f"F{feature}"
+        }.get(kind) or f"F{_feature_index(str(node['node_id']), feature)}"
         info = {
             k: node[k]
             for k in (
@@ -201,10 +203,7 @@ def attribution_view(data: dict[str, Any], title: str = "Attribution graph") -> 
         "embed" if k == -1.0 else "logits" if k == 1e9 else f"L{k:g}" if k < 1e8 else "?" for k in ordered
     ]
     tokens = list(meta.get("prompt_tokens", []))
-    columns = [
-        [tokens[ctx] if ctx < len(tokens) else str(ctx), start[ctx] + (width[ctx] - 1) / 2]
-        for ctx in range(n_pos)
-    ]
+    columns = [[tokens[ctx] if ctx < len(tokens) else str(ctx), start[ctx]] for ctx in range(n_pos)]
     edges = [
         {"src": str(link["source"]), "dst": str(link["target"]), "score": link.get("weight"), "label": ""}
         for link in data.get("links", data.get("edges", []))
@@ -218,6 +217,13 @@ def attribution_view(data: dict[str, Any], title: str = "Attribution graph") -> 
         "edges": edges,
         "metadata": meta,
     }
+
+
+def _feature_index(node_id: str, feature: Any) -> Any:
+    """The latent index within its layer: node ids read `{layer}_{index}_{position}`, while `feature`
+    may be a global id."""
+    parts = node_id.split("_")
+    return parts[1] if len(parts) == 3 and parts[1].lstrip("-").isdigit() else feature
 
 
 def is_attribution_graph(data: Any) -> bool:

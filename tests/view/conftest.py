@@ -106,3 +106,42 @@ def attribution_folder(tmp_path_factory) -> Path:
     )
     assert json.loads((out / "graph.json").read_text())["nodes"][0]["layer"] == "E"
     return out
+
+
+@pytest.fixture(scope="session")
+def feature_circuit_folder(demo_report, tmp_path_factory) -> Path:
+    """A feature-circuit folder (as `interp circuit --method features --saes DIR` writes) whose
+    circuit.json names latents of the demo's SAE, and the `sae train`-style folder of that SAE."""
+    import json
+    import shutil
+
+    from interp.io import atomic_write_json, write_result
+
+    root = tmp_path_factory.mktemp("view")
+    sae_run = shutil.copytree(demo_report / "sae", root / "sae-run")
+    (sae_run / "sae").mkdir()
+    (sae_run / "sae" / "cfg.json").write_text(
+        json.dumps({"metadata": {"hook_name": "blocks.1.hook_resid_post"}})
+    )
+    evaluation = json.loads((sae_run / "eval.json").read_text())
+    evaluation.pop("hook_in")  # found through the SAE's cfg.json instead
+    (sae_run / "eval.json").write_text(json.dumps(evaluation))
+    first, second = (f["index"] for f in evaluation["features"][:2])
+    names = ["embed", f"L1.resid.F{first}", f"L1.resid.F{second}", "L1.resid.err", "logits"]
+    edges = [("embed", names[1], 0.8), ("embed", names[2], -0.3), ("embed", names[3], 0.1)]
+    edges += [(n, "logits", s) for n, s in zip(names[1:4], (1.5, -0.6, 0.2), strict=True)]
+    out = root / "feature-circuit"
+    out.mkdir()
+    atomic_write_json(
+        out / "circuit.json",
+        {
+            "schema": "interp-toolkit/circuit",
+            "version": 1,
+            "nodes": [{"name": n, "score": None} for n in names],
+            "edges": [{"src": a, "dst": b, "qkv": None, "score": s} for a, b, s in edges],
+            "metadata": {"method": "features"},
+        },
+    )
+    write_result(out, command="circuit", inputs={"method": "features", "saes": [str(sae_run / "sae")]},
+                 config={}, seed=0, metrics={"n_edges": len(edges)})  # fmt: skip
+    return out

@@ -258,3 +258,40 @@ def test_attribution_graph(browser, attribution_folder):
         assert "sat" in section.find_element(By.CSS_SELECTOR, ".iv-side").text  # the logit's clerp
         screenshot(browser, "attribution")
         assert not errors(browser)
+
+
+def test_feature_node_shows_its_dashboard(browser, feature_circuit_folder):
+    from selenium.webdriver.common.by import By
+
+    circuit = json.loads((feature_circuit_folder / "circuit.json").read_text())
+    name = circuit["nodes"][1]["name"]
+    with viewing(feature_circuit_folder) as url:
+        browser.get(url)
+        section = tab(browser, "graph")
+        check_graph(browser, section, circuit)
+        section.find_element(By.CSS_SELECTOR, f".iv-node[data-id='{name}']").click()
+        card = wait(browser, ".iv-side .iv-feature-card")[0]
+        index = int(name.rsplit(".F", 1)[1])
+        assert card.get_attribute("data-index") == str(index)
+        assert card.find_elements(By.CSS_SELECTOR, ".iv-context")
+        screenshot(browser, "feature-node")
+        assert not errors(browser)
+
+
+def test_notebook_output_cell_runs_in_its_iframe(browser, demo_report, tmp_path):
+    """What Jupyter shows: `_repr_html_()`, an iframe whose sandboxed page draws the views."""
+    from selenium.webdriver.common.by import By
+
+    evaluation = json.loads((demo_report / "sae" / "eval.json").read_text())
+    cell = tmp_path / "cell.html"
+    cell.write_text(f"<!doctype html><html><body>{show(demo_report)._repr_html_()}</body></html>")
+    browser.get(cell.as_uri())
+    browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
+    try:
+        tab(browser, "features")
+        assert len(wait(browser, "tr.iv-feature", len(evaluation["features"]))) == len(evaluation["features"])
+        browser.find_elements(By.CSS_SELECTOR, "tr.iv-feature")[0].click()
+        assert wait(browser, ".iv-feature-card .iv-context")
+    finally:
+        browser.switch_to.default_content()
+    assert not errors(browser)

@@ -215,3 +215,13 @@ def test_attribution_graph_rows_by_layer_columns_by_position(attribution_folder,
     (newer / "graph.json").write_text(json.dumps(data))
     with pytest.raises(ViewError, match="schema version 2"):
         load_folder(newer)
+
+
+def test_feature_circuit_finds_its_sae_dashboards(feature_circuit_folder, demo_report):
+    bundle = load_folder(feature_circuit_folder)
+    features = next(v for v in bundle["views"] if v["kind"] == "features")
+    assert features["site"] == "L1.resid" and features["hook"] == "blocks.1.hook_resid_post"
+    graph = next(v for v in bundle["views"] if v["kind"] == "graph")
+    indices = {f["index"] for f in features["features"]}
+    assert {n["info"]["index"] for n in graph["nodes"] if n["kind"] == "feature"} <= indices
+    assert next(v for v in load_folder(demo_report)["views"] if v["kind"] == "features")["site"] == "L1.resid"

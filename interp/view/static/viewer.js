@@ -90,12 +90,12 @@
     const flat = opts.values.flat().filter((v) => v !== null && !Number.isNaN(v));
     const lo = opts.lo !== undefined ? opts.lo : Math.min(...flat, opts.centre ?? Infinity);
     const hi = opts.hi !== undefined ? opts.hi : Math.max(...flat, opts.centre ?? -Infinity);
-    const cell = opts.cell || Math.max(12, Math.min(40, Math.floor(760 / Math.max(cols, 1))));
+    const cell = opts.cell || Math.max(12, Math.min(48, Math.floor(760 / Math.max(cols, 1))));
     const longest = (ticks) => Math.max(0, ...ticks.map((t) => String(t).length));
     const left = 18 + Math.min(200, 6.5 * longest(opts.yticks)) + (opts.ylabel ? 16 : 0);
     const bottom = 18 + Math.min(200, 4.8 * longest(opts.xticks)) + (opts.xlabel ? 16 : 0);
-    const top = opts.title ? 24 : 8, bar = 90;
-    const width = left + cols * cell + bar, height = top + rows * cell + bottom;
+    const top = opts.title ? 24 : 8, bar = 104;
+    const width = left + cols * cell + bar, height = Math.max(top + rows * cell, top + 124) + bottom;
     const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "iv-heat", "data-rows": rows, "data-cols": cols });
     if (opts.title) root.append(svg("text", { x: left, y: 15, "font-weight": 600, text: opts.title }));
     const grid = svg("g", { transform: `translate(${left},${top})` });
@@ -116,7 +116,7 @@
       root.append(svg("text", { x, y, transform: `rotate(-90 ${x} ${y})`, "text-anchor": "middle", "font-weight": 600, text: opts.ylabel }));
     }
     // colour bar
-    const barH = Math.max(60, Math.min(rows * cell, 220)), bx = left + cols * cell + 14, steps = 24;
+    const barH = Math.max(120, Math.min(rows * cell, 220)), bx = left + cols * cell + 14, steps = 24;
     for (let s = 0; s < steps; s++) {
       const v = hi - ((hi - lo) * (s + 0.5)) / steps;
       root.append(svg("rect", { x: bx, y: top + (s * barH) / steps, width: 12, height: barH / steps + 0.5, fill: colour(v, lo, hi, opts.centre) }));
@@ -124,7 +124,7 @@
     root.append(svg("text", { x: bx + 16, y: top + 9, text: fmt(hi) }));
     root.append(svg("text", { x: bx + 16, y: top + barH, text: fmt(lo) }));
     if (opts.name && opts.name.length <= 28) {
-      const x = bx + 60, y = top + barH / 2;
+      const x = bx + 80, y = top + barH / 2;
       root.append(svg("text", { x, y, transform: `rotate(-90 ${x} ${y})`, "text-anchor": "middle", text: opts.name }));
     }
     return root;
@@ -258,9 +258,11 @@
     box.append(el("h2", { class: "iv-h", text: view.title }));
     const scored = view.edges.map((e) => Math.abs(e.score ?? 0));
     const top = Math.max(0, ...scored);
-    const unitX = view.columns ? 70 : 110, unitY = 78, labelW = 110, margin = 40;
+    const unitX = view.columns ? 64 : 110, labelW = 110, margin = 40;
     const cols = view.nodes.map((n) => n.col), minCol = Math.min(0, ...cols), maxCol = Math.max(0, ...cols);
     const nRows = view.rows.length;
+    // rows spread so a wide graph keeps roughly the box's shape (about 2:1) when fitted
+    const unitY = Math.min(240, Math.max(78, ((maxCol - minCol) * unitX + labelW) / 2 / Math.max(nRows - 1, 1)));
     const pos = {};
     for (const n of view.nodes) pos[n.id] = [labelW + margin + (n.col - minCol) * unitX, margin + (nRows - 1 - n.row) * unitY];
     const width = labelW + 2 * margin + (maxCol - minCol) * unitX + 60, height = 2 * margin + (nRows - 1) * unitY + (view.columns ? 40 : 0);
@@ -370,11 +372,16 @@
       } else if (n.kind === "head") {
         parts.push(el("p", { class: "iv-muted", text: "No attention.json in this folder, so no pattern to show." }));
       }
-      const feats = viewOf("features");
+      // the feature's dashboard: from the SAE at this node's site (L1.resid), else the only SAE shown
+      const all = bundle.views.filter((v) => v.kind === "features");
+      const site = `L${n.info.layer}.${n.info.site}`;
+      const feats = all.find((v) => v.site === site) || (all.length === 1 && !all[0].site ? all[0] : null);
       const card = feats && n.kind === "feature" && feats.features.find((f) => f.index === n.info.index);
       if (card) parts.push(featureCard(card));
-      parts.push(el("h3", { class: "iv-h", text: `Incoming edges (${ins.length})` }), table(ins.sort(byScore).map((e) => [e.src + (e.label ? ` (${e.label})` : ""), fmt(e.score)]), null, true));
-      parts.push(el("h3", { class: "iv-h", text: `Outgoing edges (${outs.length})` }), table(outs.sort(byScore).map((e) => [e.dst, fmt(e.score)]), null, true));
+      else if (n.kind === "feature") parts.push(el("p", { class: "iv-muted", text: "This feature's SAE evaluation (eval.json) is not in this folder or among the SAEs it names, or does not browse this feature." }));
+      const name = (id) => (byId[id] && byId[id].label !== id ? `${byId[id].label} (${id})` : id);
+      parts.push(el("h3", { class: "iv-h", text: `Incoming edges (${ins.length})` }), table(ins.sort(byScore).map((e) => [name(e.src) + (e.label ? ` .${e.label}` : ""), fmt(e.score)]), null, true));
+      parts.push(el("h3", { class: "iv-h", text: `Outgoing edges (${outs.length})` }), table(outs.sort(byScore).map((e) => [name(e.dst), fmt(e.score)]), null, true));
       side.replaceChildren(...parts);
     }
   }
@@ -417,11 +424,16 @@
     tabs.replaceChildren();
     for (const view of bundle.views) {
       const label = view.kind === "summary" ? "Summary" : `${TAB[view.kind]}: ${view.title}`;
-      tabs.append(el("button", { role: "tab", "data-view": view.id, "data-kind": view.kind, text: label, onclick: () => { history.replaceState(null, "", "#" + view.id); showView(view.id); } }));
+      tabs.append(el("button", { role: "tab", "data-view": view.id, "data-kind": view.kind, text: label, onclick: () => { rememberView(view.id); showView(view.id); } }));
       main.append(el("section", { class: "iv-view", "data-view": view.id, "data-kind": view.kind, hidden: "" }));
     }
     const wanted = location.hash.slice(1);
     showView(bundle.views.some((v) => v.id === wanted) ? wanted : (bundle.views[1] || bundle.views[0]).id);
+  }
+
+  function rememberView(id) {
+    // the tab survives a reload; a sandboxed notebook frame (opaque origin) may refuse history changes
+    try { history.replaceState(null, "", "#" + id); } catch (err) { /* not remembered */ }
   }
 
   function fail(message) {
