@@ -82,3 +82,16 @@ def test_register_rejects_bad_calls(restore_registry):
     with pytest.raises(InterpError, match="Adapter, an Architecture or a callable"):
         adapters.register("new", 3, model_types=("x",))
     assert isinstance(arch, Architecture)
+
+
+def test_structural_match_whose_attention_hides_the_pattern_keeps_everything_else():
+    from interp.adapters.sweep import tiny_model
+    from interp.adapters.verify import verify
+
+    model = interp.HookedModel(tiny_model("rembert"))  # BERT-like; computes its probabilities itself
+    assert (model.cfg.family, model.cfg.matched) == ("bert", "structure")
+    assert not [n for n in model.hook_names() if n.endswith("hook_pattern")]
+    with pytest.raises(InterpError, match="computes the probabilities itself"):
+        model.run_with_cache(torch.zeros(1, 4, dtype=torch.long), names="blocks.0.attn.hook_pattern")
+    tokens = torch.randint(1, VOCAB, (2, 7), generator=torch.Generator().manual_seed(1))
+    assert verify(model, tokens, tokens.flip(1)) == []
