@@ -40,6 +40,10 @@ _MLPS = (  # (paths that must exist in the block, fields): the MLP shapes seen i
         dict(mlp_in=Proj(f"{_B}.mlp.dense_h_to_4h"), mlp_gate=None, mlp_out=Proj(f"{_B}.mlp.dense_4h_to_h")),
     ),
     (("mlp.gate", "mlp.experts"), dict(mlp_in=None, mlp_gate=None, mlp_out=None, router=f"{_B}.mlp.gate")),
+    (
+        ("mlp.router", "mlp.experts"),
+        dict(mlp_in=None, mlp_gate=None, mlp_out=None, router=f"{_B}.mlp.router"),
+    ),
 )
 
 
@@ -52,7 +56,9 @@ def probe(base: object) -> bool:
     attn = all(_has(block0, f"self_attn.{p}_proj") for p in "qkv")
     out = _has(block0, "self_attn.o_proj") or _has(block0, "self_attn.dense")
     mlp = any(all(_has(block0, p) for p in paths) for paths, _ in _MLPS)
-    norms = _has(block0, "input_layernorm") or _has(block0, "post_attention_layernorm")
+    norms = any(
+        _has(block0, n) for n in ("input_layernorm", "post_attention_layernorm", "attention_layernorm")
+    )
     return attn and out and mlp and norms
 
 
@@ -86,7 +92,13 @@ def architecture(base: object, **changes: object) -> Architecture:
             break
     inp, post_attn = has("input_layernorm"), has("post_attention_layernorm")
     pre_ff, post_ff = has("pre_feedforward_layernorm"), has("post_feedforward_layernorm")
-    if pre_ff:  # Gemma 2/3: sandwich norms (VaultGemma: no post-sublayer norms)
+    if has("attention_layernorm") and has("feedforward_layernorm"):  # Apertus's names
+        fields.update(attn_norm=f"{_B}.attention_layernorm", mlp_norm=f"{_B}.feedforward_layernorm")
+    elif has("post_self_attn_layernorm") and has("post_mlp_layernorm"):  # GLM-4: sandwich norms, other names
+        fields.update(
+            attn_post_norm=f"{_B}.post_self_attn_layernorm", mlp_post_norm=f"{_B}.post_mlp_layernorm"
+        )
+    elif pre_ff:  # Gemma 2/3: sandwich norms (VaultGemma: no post-sublayer norms)
         fields.update(
             attn_post_norm=f"{_B}.post_attention_layernorm" if post_attn else None,
             mlp_norm=f"{_B}.pre_feedforward_layernorm",
