@@ -42,16 +42,13 @@ def _failure(model: HookedModel) -> str | None:
     logits, cache = model.run_with_cache(tokens, names=names)
     if not torch.equal(plain, logits):
         return "caching its hook points changed the logits"
-    eps = torch.finfo(plain.dtype).eps if plain.dtype.is_floating_point else 1e-6
+    from interp.adapters.verify import sums_to
+
     for layer in range(model.cfg.n_layers):
         parts = [cache[f"blocks.{layer}.{k}"] for k in ("hook_resid_pre", "hook_attn_out", "hook_mlp_out")]
         post = cache[f"blocks.{layer}.hook_resid_post"]
-        if parts[0].shape != post.shape or any(p.shape != post.shape for p in parts):
-            return f"block {layer}: hook_attn_out/hook_mlp_out are not residual-stream shaped"
-        scale = sum(p.abs() for p in parts).max().item() + 1.0
-        error = (sum(parts) - post).abs().max().item()
-        if not error <= 64 * eps * scale:
-            return f"block {layer}: hook_resid_pre + hook_attn_out + hook_mlp_out != hook_resid_post (off by {error:.3g})"
+        if not sums_to(parts, post):
+            return f"block {layer}: hook_resid_pre + hook_attn_out + hook_mlp_out != hook_resid_post"
         if layer + 1 < model.cfg.n_layers and not torch.equal(
             post, cache[f"blocks.{layer + 1}.hook_resid_pre"]
         ):
@@ -71,8 +68,10 @@ def _pattern_problem(model: HookedModel) -> str | None:
         hooked = model(tokens)
     if seen != set(names):
         return "its attention code computes the probabilities itself, out of reach of the pattern hook"
+    from interp.adapters.verify import close
+
     eager = getattr(model.hf_model.config, "_attn_implementation", None) == "eager"
-    if (eager and not torch.equal(hooked, plain)) or not torch.allclose(hooked, plain, atol=1e-4, rtol=1e-4):
+    if (eager and not torch.equal(hooked, plain)) or not close(hooked, plain):
         return "its attention adds terms (e.g. sinks) the eager pattern function does not reproduce"
     return None
 

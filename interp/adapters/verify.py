@@ -23,7 +23,9 @@ import torch
 if TYPE_CHECKING:
     from interp.hooked import HookedModel
 
-TOL = dict(atol=1e-4, rtol=1e-4)
+# |a - b| <= TOL * (1 + max|b|): tight enough to catch a missing norm or multiplier (an O(1) relative
+# error), loose enough for the different kernels (einsum vs F.linear) in each precision
+TOL = {torch.float64: 1e-6, torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 3e-2}
 
 
 def _plain(model: HookedModel, tokens: torch.Tensor) -> torch.Tensor:
@@ -32,8 +34,26 @@ def _plain(model: HookedModel, tokens: torch.Tensor) -> torch.Tensor:
     return out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state
 
 
-def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and bool(torch.allclose(a, b, **TOL))
+def sums_to(parts: list[torch.Tensor], total: torch.Tensor) -> bool:
+    """`sum(parts) == total` up to the rounding of adding them in `total`'s precision, elementwise:
+    |sum - total| <= 8 eps (|p1| + |p2| + ...). A missing multiplier or norm is far outside that."""
+    if any(p.shape != total.shape for p in parts):
+        return False
+    eps = torch.finfo(total.dtype).eps if total.dtype.is_floating_point else 0.0
+    exact = sum(p.detach().double() for p in parts)
+    bound = 8 * eps * sum(p.detach().double().abs() for p in parts) + 1e-30
+    return bool(((exact - total.detach().double()).abs() <= bound).all())
+
+
+def close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal up to the precision-dependent tolerance `TOL`."""
+    if a.shape != b.shape:
+        return False
+    if b.numel() == 0:
+        return True
+    tol = TOL.get(b.dtype, 1e-4)
+    scale = 1.0 + float(b.detach().abs().max().float())
+    return bool(((a.detach().float() - b.detach().float()).abs() <= tol * scale).all())
 
 
 def _norm(model: HookedModel, path: str | None, layer: int, x: torch.Tensor) -> torch.Tensor:
@@ -53,17 +73,17 @@ def _weights(model: HookedModel, cache, o_out: dict[int, torch.Tensor]) -> list[
             hooked = cache[f"blocks.{layer}.attn.hook_{kind.lower()}"]
             if kind != "Q":
                 hooked = hooked.repeat_interleave(group, dim=2)
-            if not _close(got, hooked):
+            if not close(got, hooked):
                 failures.append(f"block {layer}: attention input @ W_{kind} != hook_{kind.lower()}")
         z = cache[f"blocks.{layer}.attn.hook_z"]
         projected = torch.einsum("bphe,hed->bpd", z, model.weight("W_O", layer)) + model.weight("b_O", layer)
-        if not _close(projected, o_out[layer]):
+        if not close(projected, o_out[layer]):
             failures.append(f"block {layer}: hook_z @ W_O + b_O != the output projection's output")
         if arch.residual == "post_norm":
             expected = model.module(arch.attn_norm, layer)(projected + pre) - pre
         else:
             expected = arch.attn_scale * _norm(model, arch.attn_post_norm, layer, projected)
-        if not _close(expected, cache[f"blocks.{layer}.hook_attn_out"]):
+        if not close(expected, cache[f"blocks.{layer}.hook_attn_out"]):
             failures.append(
                 f"block {layer}: the output projection's output (post-norm, scaled) != hook_attn_out"
             )
@@ -83,7 +103,7 @@ def _mlp(model: HookedModel, cache) -> list[str]:
             x = mid if arch.residual == "post_norm" else _norm(model, arch.mlp_norm, layer, mid)
         first = "W_gate" if arch.mlp_gate is not None else "W_in"
         hidden = x @ model.weight(first, layer) + model.weight("b" + first[1:], layer)
-        if not _close(hidden, cache[f"blocks.{layer}.mlp.hook_pre"]):
+        if not close(hidden, cache[f"blocks.{layer}.mlp.hook_pre"]):
             failures.append(f"block {layer}: MLP input @ {first} != mlp.hook_pre")
         out = cache[f"blocks.{layer}.mlp.hook_post"] @ model.weight("W_out", layer) + model.weight(
             "b_out", layer
@@ -93,7 +113,7 @@ def _mlp(model: HookedModel, cache) -> list[str]:
             expected = model.module(arch.mlp_norm, layer)(out + mid) - mid
         else:
             expected = arch.mlp_scale * _norm(model, arch.mlp_post_norm, layer, out)
-        if not _close(expected, cache[f"blocks.{layer}.hook_mlp_out"]):
+        if not close(expected, cache[f"blocks.{layer}.hook_mlp_out"]):
             failures.append(f"block {layer}: mlp.hook_post @ W_out (post-norm, scaled) != hook_mlp_out")
     return failures
 
@@ -134,7 +154,7 @@ def _head_ablation(model: HookedModel, tokens: torch.Tensor) -> list[str]:
     finally:
         with torch.no_grad():
             module.weight.copy_(saved)
-    return [] if _close(ablated, reference) else ["ablating a head's hook_z != zeroing its output weights"]
+    return [] if close(ablated, reference) else ["ablating a head's hook_z != zeroing its output weights"]
 
 
 @torch.no_grad()
@@ -163,8 +183,8 @@ def verify(model: HookedModel, tokens: torch.Tensor, corrupted: torch.Tensor) ->
     if not torch.equal(logits, plain):
         failures.append("caching changed the logits")
     for layer in range(model.cfg.n_layers):
-        total = sum(cache[f"blocks.{layer}.{k}"] for k in ("hook_resid_pre", "hook_attn_out", "hook_mlp_out"))
-        if not _close(total, cache[f"blocks.{layer}.hook_resid_post"]):
+        parts = [cache[f"blocks.{layer}.{k}"] for k in ("hook_resid_pre", "hook_attn_out", "hook_mlp_out")]
+        if not sums_to(parts, cache[f"blocks.{layer}.hook_resid_post"]):
             failures.append(f"block {layer}: resid_pre + attn_out + mlp_out != resid_post")
         if layer + 1 < model.cfg.n_layers and not torch.equal(
             cache[f"blocks.{layer}.hook_resid_post"], cache[f"blocks.{layer + 1}.hook_resid_pre"]
@@ -177,6 +197,6 @@ def verify(model: HookedModel, tokens: torch.Tensor, corrupted: torch.Tensor) ->
 
     _, full = model.run_with_cache(tokens)
     patches = [Patch(n, value=full) for n in model.hook_names() if n != "hook_pos_embed"]
-    if not _close(model.run_with_interventions(corrupted, patches), plain):
+    if not close(model.run_with_interventions(corrupted, patches), plain):
         failures.append("patching every hook point from the clean run does not restore the clean logits")
     return failures

@@ -50,6 +50,14 @@ def test_structural_match_failing_its_self_check_is_refused(name, why):
     assert hf.training is False  # the probe left the model as it was
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_self_check_in_half_precision_accepts_exact_and_refuses_wrong(dtype):
+    model = interp.HookedModel(_renamed("qwen3", "qwen3_like").to(dtype))
+    assert model.cfg.matched == "structure" and any(n.endswith("hook_pattern") for n in model.hook_names())
+    with pytest.raises(InterpError, match="self-check failed"):
+        interp.HookedModel(_renamed("granite", "granite_like").to(dtype))
+
+
 def test_register_an_architecture_from_user_code(restore_registry):
     hf = _renamed("granite", "my_granite")
     base = interp.HookedModel(make("granite")).arch  # the built-in table's description, reused
