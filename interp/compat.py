@@ -46,11 +46,13 @@ class TLCompat:
             return self(inputs, **kwargs)
 
     def to_str_tokens(self, inputs: str | Sequence[str] | torch.Tensor) -> list[str] | list[list[str]]:
-        """Each token as text: a list for one text or a 1-d/one-row tensor, a list of lists for a batch
-        (padding included)."""
+        """Each token as text: a list for one text or a 1-d or one-row tensor (as TransformerLens), a
+        list of lists for several texts or rows (padding included)."""
         if self.tokenizer is None:
             raise InterpError("to_str_tokens needs a tokenizer: HookedModel(hf_model, tokenizer)")
-        single = isinstance(inputs, str) or (isinstance(inputs, torch.Tensor) and inputs.ndim == 1)
+        single = isinstance(inputs, str) or (
+            isinstance(inputs, torch.Tensor) and (inputs.ndim == 1 or inputs.shape[0] == 1)
+        )
         ids, _ = self.to_tokens(inputs)
         rows = [[self.tokenizer.decode([t]) for t in row] for row in ids.tolist()]
         return rows[0] if single else rows

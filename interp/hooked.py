@@ -82,7 +82,9 @@ class HookedModel(WeightAccess, TLCompat):
         self.cache_device: torch.device | None = None
         """Where `run_with_cache` puts activations when not given `device` (None: where computed)."""
         if self.cfg.matched == "structure":
-            self_check(self)
+            for name, why in self_check(self).items():  # points that cannot be hooked exactly
+                self._points[name] = (why, self._points[name][1])
+            self._names = tuple(n for n in self._names if not isinstance(self._points[n][0], str))
 
     # -- basics ------------------------------------------------------------------------------
     def __repr__(self) -> str:

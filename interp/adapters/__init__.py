@@ -119,17 +119,6 @@ def families() -> list[Family]:
     return list(_REGISTRY.values())
 
 
-_LLAMA_PROBE = _first_block_has(
-    "self_attn.q_proj",
-    "self_attn.k_proj",
-    "self_attn.v_proj",
-    "self_attn.o_proj",
-    "mlp.gate_proj",
-    "mlp.down_proj",
-    "input_layernorm",
-    "post_attention_layernorm",
-    layers="layers",
-)
 register(
     "gpt2",
     gpt2.adapter,
@@ -149,7 +138,7 @@ register(
     "llama",
     llama.adapter,
     model_types=("llama", "mistral", "qwen2", "gemma", "gemma2"),
-    probe=_LLAMA_PROBE,
+    probe=llama.probe,
 )
 register(
     "bert",

@@ -17,8 +17,53 @@ _B = "layers.{l}"
 _A = f"{_B}.self_attn"
 
 
+_MLPS = (  # (paths that must exist in the block, fields): the MLP shapes seen in Llama-like trees
+    (("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"), {}),
+    (
+        ("mlp.gate_up_proj", "mlp.down_proj"),
+        dict(
+            mlp_in=Proj(f"{_B}.mlp.gate_up_proj", 1, "halves"),
+            mlp_gate=Proj(f"{_B}.mlp.gate_up_proj", 0, "halves"),
+        ),
+    ),
+    (("mlp.up_proj", "mlp.down_proj"), dict(mlp_gate=None)),
+    (
+        ("mlp.fc1", "mlp.fc2"),
+        dict(mlp_in=Proj(f"{_B}.mlp.fc1"), mlp_gate=None, mlp_out=Proj(f"{_B}.mlp.fc2")),
+    ),
+    (
+        ("mlp.c_fc", "mlp.c_proj"),
+        dict(mlp_in=Proj(f"{_B}.mlp.c_fc"), mlp_gate=None, mlp_out=Proj(f"{_B}.mlp.c_proj")),
+    ),
+    (
+        ("mlp.dense_h_to_4h", "mlp.dense_4h_to_h"),
+        dict(mlp_in=Proj(f"{_B}.mlp.dense_h_to_4h"), mlp_gate=None, mlp_out=Proj(f"{_B}.mlp.dense_4h_to_h")),
+    ),
+    (("mlp.gate", "mlp.experts"), dict(mlp_in=None, mlp_gate=None, mlp_out=None, router=f"{_B}.mlp.gate")),
+    (
+        ("mlp.router", "mlp.experts"),
+        dict(mlp_in=None, mlp_gate=None, mlp_out=None, router=f"{_B}.mlp.router"),
+    ),
+)
+
+
+def probe(base: object) -> bool:
+    """A Llama-like tree: `layers` of blocks with self_attn.{q,k,v}_proj and an output projection, an
+    MLP of a known shape and at least one norm. Structural matches are self-checked at load."""
+    if not _has(base, "layers") or len(base.get_submodule("layers")) == 0:
+        return False
+    block0 = base.get_submodule("layers")[0]
+    attn = all(_has(block0, f"self_attn.{p}_proj") for p in "qkv")
+    out = _has(block0, "self_attn.o_proj") or _has(block0, "self_attn.dense")
+    mlp = any(all(_has(block0, p) for p in paths) for paths, _ in _MLPS)
+    norms = any(
+        _has(block0, n) for n in ("input_layernorm", "post_attention_layernorm", "attention_layernorm")
+    )
+    return attn and out and mlp and norms
+
+
 def architecture(base: object, **changes: object) -> Architecture:
-    """The Llama block, with `changes` (Architecture fields) applied."""
+    """The Llama block as found in `base`'s first block (MLP shape, norms), with `changes` applied."""
     block0 = base.get_submodule("layers")[0]
     has = lambda path: _has(block0, path)  # noqa: E731
     fields: dict[str, object] = dict(
@@ -39,12 +84,35 @@ def architecture(base: object, **changes: object) -> Architecture:
         q_norm=f"{_A}.q_norm" if has("self_attn.q_norm") else None,
         k_norm=f"{_A}.k_norm" if has("self_attn.k_norm") else None,
     )
-    if has("pre_feedforward_layernorm"):  # Gemma 2/3: sandwich norms
+    if has("self_attn.dense") and not has("self_attn.o_proj"):
+        fields["o"] = Proj(f"{_A}.dense")
+    for paths, mlp_fields in _MLPS:
+        if all(has(p) for p in paths):
+            fields.update(mlp_fields)
+            break
+    inp, post_attn = has("input_layernorm"), has("post_attention_layernorm")
+    pre_ff, post_ff = has("pre_feedforward_layernorm"), has("post_feedforward_layernorm")
+    if has("attention_layernorm") and has("feedforward_layernorm"):  # Apertus's names
+        fields.update(attn_norm=f"{_B}.attention_layernorm", mlp_norm=f"{_B}.feedforward_layernorm")
+    elif has("post_self_attn_layernorm") and has("post_mlp_layernorm"):  # GLM-4: sandwich norms, other names
         fields.update(
-            attn_post_norm=f"{_B}.post_attention_layernorm",
+            attn_post_norm=f"{_B}.post_self_attn_layernorm", mlp_post_norm=f"{_B}.post_mlp_layernorm"
+        )
+    elif pre_ff:  # Gemma 2/3: sandwich norms (VaultGemma: no post-sublayer norms)
+        fields.update(
+            attn_post_norm=f"{_B}.post_attention_layernorm" if post_attn else None,
             mlp_norm=f"{_B}.pre_feedforward_layernorm",
+            mlp_post_norm=f"{_B}.post_feedforward_layernorm" if post_ff else None,
+        )
+    elif not inp and post_attn and post_ff:  # OLMo 2 style: norms on the sublayer outputs only
+        fields.update(
+            attn_norm=None,
+            mlp_norm=None,
+            attn_post_norm=f"{_B}.post_attention_layernorm",
             mlp_post_norm=f"{_B}.post_feedforward_layernorm",
         )
+    elif inp and not post_attn:  # one norm feeding attention and MLP in parallel (Cohere style)
+        fields.update(residual="parallel", mlp_norm=None)
     cap = getattr(getattr(base, "config", None), "final_logit_softcapping", None)
     if cap:
         fields["logit_softcap"] = float(cap)
@@ -77,14 +145,7 @@ def olmo(base: object, cfg: object) -> Adapter:
 
 def olmo2(base: object, cfg: object) -> Adapter:
     """OLMo 2: no input norms; RMSNorm on each sublayer's output before it is added."""
-    arch = architecture(
-        base,
-        attn_norm=None,
-        mlp_norm=None,
-        attn_post_norm=f"{_B}.post_attention_layernorm",
-        mlp_post_norm=f"{_B}.post_feedforward_layernorm",
-    )
-    return from_architecture("olmo2", arch)
+    return from_architecture("olmo2", architecture(base))
 
 
 def gemma3(base: object, cfg: object) -> Adapter:
@@ -108,5 +169,4 @@ def granite(base: object, cfg: object) -> Adapter:
 
 def mixtral(base: object, cfg: object) -> Adapter:
     """Mixtral-style sparse MoE: the MLP is a router plus fused experts; router logits are a hook point."""
-    arch = architecture(base, mlp_in=None, mlp_gate=None, mlp_out=None, router=f"{_B}.mlp.gate")
-    return from_architecture("mixtral", arch)
+    return from_architecture("mixtral", architecture(base))

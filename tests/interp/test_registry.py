@@ -50,6 +50,14 @@ def test_structural_match_failing_its_self_check_is_refused(name, why):
     assert hf.training is False  # the probe left the model as it was
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_self_check_in_half_precision_accepts_exact_and_refuses_wrong(dtype):
+    model = interp.HookedModel(_renamed("qwen3", "qwen3_like").to(dtype))
+    assert model.cfg.matched == "structure" and any(n.endswith("hook_pattern") for n in model.hook_names())
+    with pytest.raises(InterpError, match="self-check failed"):
+        interp.HookedModel(_renamed("granite", "granite_like").to(dtype))
+
+
 def test_register_an_architecture_from_user_code(restore_registry):
     hf = _renamed("granite", "my_granite")
     base = interp.HookedModel(make("granite")).arch  # the built-in table's description, reused
@@ -82,3 +90,16 @@ def test_register_rejects_bad_calls(restore_registry):
     with pytest.raises(InterpError, match="Adapter, an Architecture or a callable"):
         adapters.register("new", 3, model_types=("x",))
     assert isinstance(arch, Architecture)
+
+
+def test_structural_match_whose_attention_hides_the_pattern_keeps_everything_else():
+    from interp.adapters.sweep import tiny_model
+    from interp.adapters.verify import verify
+
+    model = interp.HookedModel(tiny_model("rembert"))  # BERT-like; computes its probabilities itself
+    assert (model.cfg.family, model.cfg.matched) == ("bert", "structure")
+    assert not [n for n in model.hook_names() if n.endswith("hook_pattern")]
+    with pytest.raises(InterpError, match="computes the probabilities itself"):
+        model.run_with_cache(torch.zeros(1, 4, dtype=torch.long), names="blocks.0.attn.hook_pattern")
+    tokens = torch.randint(1, VOCAB, (2, 7), generator=torch.Generator().manual_seed(1))
+    assert verify(model, tokens, tokens.flip(1)) == []

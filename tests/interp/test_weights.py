@@ -138,3 +138,11 @@ def test_per_head_access_and_range_errors(model):
     assert model.module(model.arch.attn, layer=0) is model.base_model.get_submodule(
         model.arch.attn.format(l=0)
     )
+
+
+def test_verify_passes_on_every_family(model):
+    from interp.adapters.verify import verify
+
+    tokens = torch.randint(0, VOCAB, (2, 9), generator=torch.Generator().manual_seed(5))
+    corrupted = torch.randint(0, VOCAB, (2, 9), generator=torch.Generator().manual_seed(6))
+    assert verify(model, tokens, corrupted) == []
