@@ -8,6 +8,7 @@ this module never imports `saes` or `circuits`.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 from importlib.metadata import entry_points
@@ -60,6 +61,15 @@ def main(argv: list[str] | None = None) -> None:
     except InterpError as exc:
         _err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except OSError as exc:  # a full disk or a folder that became read-only mid-run: one line, not a traceback
+        if exc.errno not in _DISK_ERRORS:
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        _err.print(f"[red]error:[/red] {exc.strerror}{where}; free space or write elsewhere", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+_DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES})
 
 
 if __name__ == "__main__":
