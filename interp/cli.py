@@ -65,7 +65,11 @@ def main(argv: list[str] | None = None) -> None:
         if exc.errno not in _DISK_ERRORS:
             raise
         where = f" writing {exc.filename}" if exc.filename else ""
-        _err.print(f"[red]error:[/red] {exc.strerror}{where}; free space or write elsewhere", highlight=False, soft_wrap=True)
+        _err.print(
+            f"[red]error:[/red] {exc.strerror}{where}; free space or write elsewhere",
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(1)
 
 

@@ -114,7 +114,9 @@ def test_a_full_disk_mid_run_is_one_line(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(io, "atomic_write_text", full)
     out = tmp_path / "circuit"
-    code, err = cli(["circuit", "ioi-tiny", "--task", "ioi", "--method", "eap", "--n", "4", "--out", str(out)], capsys)
+    code, err = cli(
+        ["circuit", "ioi-tiny", "--task", "ioi", "--method", "eap", "--n", "4", "--out", str(out)], capsys
+    )
     monkeypatch.setattr(io, "atomic_write_text", real)
     assert code == 1 and "No space left on device" in err
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
