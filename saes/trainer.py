@@ -296,7 +296,9 @@ class Trainer:
         """Ctrl-C arrived during the last step: save it (when checkpointing) and stop."""
         if self.tc.checkpoint_dir and self._last_checkpoint_step != self.step:
             self.save_checkpoint()
-        where = f"checkpoint saved in {self.tc.checkpoint_dir}" if self.tc.checkpoint_dir else "no checkpoint_dir"
+        where = (
+            f"checkpoint saved in {self.tc.checkpoint_dir}" if self.tc.checkpoint_dir else "no checkpoint_dir"
+        )
         logger.warning("interrupted at step %d; %s", self.step, where)
         raise KeyboardInterrupt
 
@@ -314,7 +316,9 @@ class Trainer:
             except InterpError as exc:
                 if i + 1 == len(candidates):
                     raise
-                logger.warning("%s; resuming from the previous checkpoint %s instead", exc, candidates[i + 1].name)
+                logger.warning(
+                    "%s; resuming from the previous checkpoint %s instead", exc, candidates[i + 1].name
+                )
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.tokens = int(state["step"]), int(state["tokens"])
         self.tokens_since_fired = state["tokens_since_fired"].to(self.device)
