@@ -27,7 +27,7 @@ _M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 _mmap_threshold_fixed = False
 
 
-def fix_mmap_threshold(threshold: int = 1 << 20) -> None:
+def fix_mmap_threshold(threshold: int = 1 << 17) -> None:
     """Keep CPU memory of long sweeps near the budget (glibc only; once per process).
 
     glibc raises its mmap threshold each time a large block is freed; after that the activations of
