@@ -114,7 +114,7 @@ class Trainer:
         self.sae.train()
         max_steps = self.tc.max_steps
         bar = tqdm(total=max_steps, initial=self.step, disable=not (self.tc.progress and self.dist.is_main))
-        with bar, self._wandb() as run, deferred_interrupt() as interrupt:
+        with bar, self._wandb() as run, deferred_interrupt(enabled=self.dist.world_size == 1) as interrupt:
             for x, target, grad in stream:
                 if max_steps is not None and self.step >= max_steps:
                     break
