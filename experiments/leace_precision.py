@@ -69,7 +69,10 @@ def main() -> None:
     sx, sy = synthetic(6000)
     result = {
         "concepts_tiny": {"hook": hook, "condition_number": condition(x), "per_concept": site},
-        "synthetic": {"condition_number": condition(sx[:4000]), **row(sx[:4000], sy[:4000], sx[4000:], sy[4000:])},
+        "synthetic": {
+            "condition_number": condition(sx[:4000]),
+            **row(sx[:4000], sy[:4000], sx[4000:], sy[4000:]),
+        },
         "versions": package_versions(),
     }
     print(json.dumps(result, indent=2))

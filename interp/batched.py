@@ -7,6 +7,9 @@ over hundreds of patches costs a handful of forward passes. The result equals ru
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -20,6 +23,26 @@ if TYPE_CHECKING:
     from interp.hooked import HookedModel
 
 _CPU_BUDGET = 2 * 1024**3
+_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+_mmap_threshold_fixed = False
+
+
+def fix_mmap_threshold(threshold: int = 1 << 17) -> None:
+    """Keep CPU memory of long sweeps near the budget (glibc only; once per process).
+
+    glibc raises its mmap threshold each time a large block is freed; after that the activations of
+    every pass come from the heap, which fragments, so RSS grows pass after pass far beyond the
+    budget. A fixed threshold keeps large tensors in their own mappings, returned to the OS on free.
+    """
+    global _mmap_threshold_fixed
+    if _mmap_threshold_fixed or not sys.platform.startswith("linux"):
+        return
+    _mmap_threshold_fixed = True
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, threshold)
+    except (OSError, AttributeError):  # not glibc: nothing to fix
+        pass
 
 
 def bytes_per_example(model: HookedModel, n_pos: int) -> int:
@@ -63,6 +86,8 @@ def run_batched(
     progress: bool,
 ) -> torch.Tensor:
     batch, n_pos = ids.shape
+    if model.device.type == "cpu":
+        fix_mmap_threshold()
     budget = memory_budget or default_budget(model.device)
     per_set = max(1, batch * bytes_per_example(model, n_pos))
     chunk = max(1, min(len(intervention_sets), budget // per_set))
@@ -83,5 +108,15 @@ def run_batched(
         finally:
             installation.remove()
         for per_set_logits in logits.split(batch, dim=0):
-            outputs.append(per_set_logits if reduce is None else reduce(per_set_logits))
+            if reduce is None:
+                outputs.append(per_set_logits)
+                continue
+            reduced = reduce(per_set_logits)
+            # a view (e.g. logits[:, -1]) would keep the whole pass's logits alive: copy it out
+            outputs.append(
+                reduced.clone()
+                if isinstance(reduced, torch.Tensor) and reduced._base is not None
+                else reduced
+            )
+        del logits
     return torch.stack(outputs)

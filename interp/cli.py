@@ -11,6 +11,7 @@ they run, and `main` sets the CPU thread policy (`interp.threads`) before anythi
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -64,6 +65,19 @@ def main(argv: list[str] | None = None) -> None:
 
         Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except OSError as exc:  # a full disk or a folder that became read-only mid-run: one line, not a traceback
+        if exc.errno not in _DISK_ERRORS:
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        _err.print(
+            f"[red]error:[/red] {exc.strerror}{where}; free space or write elsewhere",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
+
+
+_DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES})
 
 
 def _quiet_weight_loading() -> None:

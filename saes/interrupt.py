@@ -22,10 +22,14 @@ class Interrupt:
 
 
 @contextlib.contextmanager
-def deferred_interrupt() -> Iterator[Interrupt]:
-    """Defer the first SIGINT to the caller's next check of `Interrupt.requested` (main thread only)."""
+def deferred_interrupt(enabled: bool = True) -> Iterator[Interrupt]:
+    """Defer the first SIGINT to the caller's next check of `Interrupt.requested` (main thread only).
+
+    `enabled=False` leaves SIGINT alone: under data parallelism each rank would see the flag at a
+    different step and the ranks' collectives would no longer line up.
+    """
     flag = Interrupt()
-    if threading.current_thread() is not threading.main_thread():
+    if not enabled or threading.current_thread() is not threading.main_thread():
         yield flag
         return
     previous = signal.getsignal(signal.SIGINT)

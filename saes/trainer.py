@@ -130,7 +130,7 @@ class Trainer:
         self.sae.train()
         max_steps = self.tc.max_steps
         bar = tqdm(total=max_steps, initial=self.step, disable=not (self.tc.progress and self.dist.is_main))
-        with bar, self._wandb() as run, deferred_interrupt() as interrupt:
+        with bar, self._wandb() as run, deferred_interrupt(enabled=self.dist.world_size == 1) as interrupt:
             for x, target, grad in stream:
                 if max_steps is not None and self.step >= max_steps:
                     break
@@ -359,7 +359,9 @@ class Trainer:
         """Ctrl-C arrived during the last step: save it (when checkpointing) and stop."""
         if self.tc.checkpoint_dir and self._last_checkpoint_step != self.step:
             self.save_checkpoint()
-        where = f"checkpoint saved in {self.tc.checkpoint_dir}" if self.tc.checkpoint_dir else "no checkpoint_dir"
+        where = (
+            f"checkpoint saved in {self.tc.checkpoint_dir}" if self.tc.checkpoint_dir else "no checkpoint_dir"
+        )
         logger.warning("interrupted at step %d; %s", self.step, where)
         raise KeyboardInterrupt
 
@@ -377,7 +379,9 @@ class Trainer:
             except InterpError as exc:
                 if i + 1 == len(candidates):
                     raise
-                logger.warning("%s; resuming from the previous checkpoint %s instead", exc, candidates[i + 1].name)
+                logger.warning(
+                    "%s; resuming from the previous checkpoint %s instead", exc, candidates[i + 1].name
+                )
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.tokens = int(state["step"]), int(state["tokens"])
         self.tokens_since_fired = state["tokens_since_fired"].to(self.device)

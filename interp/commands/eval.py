@@ -14,7 +14,9 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Argument(..., help="A zoo model name, or a folder in the zoo layout."),
         task: str = typer.Option(None, "--task", help="Task name (default: the model card's first task)."),
         n: int = typer.Option(500, "--n", min=1, help="Number of fresh prompts."),
-        seed: int = typer.Option(None, "--seed", min=0, help="Sampling seed (default: the zoo's held-out seed)."),
+        seed: int = typer.Option(
+            None, "--seed", min=0, help="Sampling seed (default: the zoo's held-out seed)."
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
         device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
     ) -> None:

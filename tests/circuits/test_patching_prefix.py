@@ -82,7 +82,8 @@ def test_sites_that_change_nothing_take_no_pass():
     fast, full = both(model, clean, corrupted, METRIC, ["resid_pre"])
     torch.testing.assert_close(fast["resid_pre"].values, full["resid_pre"].values, atol=2e-5, rtol=0)
     # everything before position N_POS - 2 is the corrupted run; only 2 layers x 2 positions need work
-    untouched = fast["resid_pre"].values[:, : N_POS - 2]  # baseline and sweep run different kernels: a tolerance
+    # the baseline and the sweep run different kernels: compare with a tolerance
+    untouched = fast["resid_pre"].values[:, : N_POS - 2]
     torch.testing.assert_close(
         untouched, torch.full_like(untouched, fast["resid_pre"].meta["metric_corrupted"]), atol=2e-5, rtol=0
     )

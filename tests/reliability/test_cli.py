@@ -99,3 +99,24 @@ def test_demo_quick_writes_a_report(tmp_path, capsys):
         assert (out / figure).is_file(), figure
     code, err = cli(["demo", "--quick", "--out", str(out)], capsys)
     assert code == 2 and "--force" in err  # a finished report is not overwritten
+
+
+def test_a_full_disk_mid_run_is_one_line(tmp_path, capsys, monkeypatch):
+    """ENOSPC while writing (after the up-front checks passed): one line, exit 1, no partial folder."""
+    import errno
+
+    from interp import io
+
+    real = io.atomic_write_text
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(io, "atomic_write_text", full)
+    out = tmp_path / "circuit"
+    code, err = cli(
+        ["circuit", "ioi-tiny", "--task", "ioi", "--method", "eap", "--n", "4", "--out", str(out)], capsys
+    )
+    monkeypatch.setattr(io, "atomic_write_text", real)
+    assert code == 1 and "No space left on device" in err
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
