@@ -8,6 +8,7 @@ from saes.io import load
 from saes.report import write_report
 from saes.store import ActivationStore
 from saes.trainer import Trainer, TrainingDivergedError
+from saes.transcoder_set import TranscoderSet, train_transcoder_set
 
 __all__ = [
     "REGISTRY",
@@ -19,8 +20,10 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "TrainingDivergedError",
+    "TranscoderSet",
     "build",
     "evaluate",
     "load",
+    "train_transcoder_set",
     "write_report",
 ]
