@@ -33,7 +33,9 @@ PROMPTS = (
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tokens", type=int, default=60_000)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=OUT)
@@ -43,20 +45,36 @@ def main() -> None:
     results: dict = {"prompts": list(PROMPTS), "sets": {}}
     for kind, cross in (("per_layer_topk", False), ("cross_layer_topk", True)):
         tc = TrainConfig(lr=3e-3, batch_size=256, total_tokens=args.tokens, progress=False, seed=0)
-        tset = train_transcoder_set(model, interp.data.shakespeare(), k=16, expansion=4, tokens=args.tokens,
-                                    train_cfg=tc, cross_layer=cross, device=args.device)
+        tset = train_transcoder_set(
+            model,
+            interp.data.shakespeare(),
+            k=16,
+            expansion=4,
+            tokens=args.tokens,
+            train_cfg=tc,
+            cross_layer=cross,
+            device=args.device,
+        )
         rm = ReplacementModel(model, tset.to(args.device))
         per_prompt = []
         for prompt in PROMPTS:
             graph = attribute(rm, prompt)
             pruned = prune(graph)
             check = check_interventions(rm, graph, pruned, top=5, factors=(0.0, 2.0))
-            per_prompt.append({"prompt": prompt, **scores(graph), "n_features": graph.n_features,
-                               "correlation_by_freeze": check["correlation_by_freeze"], "n_pairs": check["n_pairs"]})
+            per_prompt.append(
+                {
+                    "prompt": prompt,
+                    **scores(graph),
+                    "n_features": graph.n_features,
+                    "correlation_by_freeze": check["correlation_by_freeze"],
+                    "n_pairs": check["n_pairs"],
+                }
+            )
         summary = {
             freeze: {
                 target: statistics.median(
-                    p["correlation_by_freeze"][freeze][target] for p in per_prompt
+                    p["correlation_by_freeze"][freeze][target]
+                    for p in per_prompt
                     if p["correlation_by_freeze"][freeze][target] is not None
                 )
                 for target in ("logits", "features", "all")
