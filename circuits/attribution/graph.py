@@ -135,7 +135,7 @@ def attribute(
     feats = [
         torch.cat([torch.full((len(nz), 1), lyr), nz], 1)
         for lyr in range(rm.n_layers)
-        for nz in [(snap.acts[lyr] != 0).nonzero()]
+        for nz in [(snap.acts[lyr] != 0).nonzero().cpu()]
     ]
     features = torch.cat(feats).long()  # [n_features, 3]
     activations = (

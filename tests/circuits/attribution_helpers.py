@@ -14,7 +14,7 @@ PROMPT = "To be, or not to be, that is the question"
 
 
 def trained_set(
-    model: interp.HookedModel, arch: str, cross_layer: bool, tokens: int = 30_000
+    model: interp.HookedModel, arch: str, cross_layer: bool, tokens: int = 15_000
 ) -> TranscoderSet:
     tc = TrainConfig(lr=3e-3, batch_size=256, total_tokens=tokens, progress=False)
     return train_transcoder_set(

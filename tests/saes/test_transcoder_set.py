@@ -4,6 +4,7 @@ and loading both kinds, training every layer from one activation pass, and the C
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -129,3 +130,19 @@ def test_cli_train_transcoders(tmp_path):
         ["sae", "train-transcoders", "shakespeare-tiny", "--out", str(tmp_path / "x"), "--arch", "gated"]
     )
     assert code == 2
+
+
+def test_per_layer_jumprelu_set_loads_in_saelens(tmp_path):
+    sae_lens = pytest.importorskip("sae_lens")
+    clt = Trainer(_cfg("clt_jumprelu", False), TrainConfig(lr=1e-2, progress=False)).fit(_batches(5))
+    tset = split_layers(clt)
+    tset.save(tmp_path / "set")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = sae_lens.SAE.load_from_disk(str(tmp_path / "set" / "blocks.2"))
+    assert type(theirs).__name__ == "JumpReLUTranscoder"
+    x = torch.randn(20, D)
+    with torch.no_grad():
+        z = tset.encode(2, x)
+        torch.testing.assert_close(theirs.encode(x), z, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(theirs.decode(z), tset.layers[2].decode(z), atol=1e-5, rtol=1e-5)
