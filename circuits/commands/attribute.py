@@ -53,17 +53,18 @@ def register(app: typer.Typer) -> None:
             formats=_split(formats),
             device=device,
         )
-        console = Console(stderr=True)
-        with console.status(f"attribution graph on {model}"):
-            payload = attribute_report(loaded, transcoders, prompt, out, opts, force=force, name=model)
+        payload = attribute_report(
+            loaded, transcoders, prompt, out, opts, force=force, name=model, progress=not as_json
+        )
         if as_json:
             print(json.dumps(payload, indent=2))
             return
         m = payload["metrics"]
-        corr = (m.get("intervention_correlation") or {}).get("all")
+        corr = m.get("intervention_correlation") or {}
+        checked = ", ".join(f"{k} {v:.3f}" for k, v in corr.items() if k != "all" and v is not None)
         Console().print(
             f"{m['n_nodes']} nodes, {m['n_edges']} edges (of {m['n_features']} active features); "
             f"replacement {m['replacement_score']:.3f}, completeness {m['completeness_score']:.3f}"
-            + (f", intervention r={corr:.3f}" if corr is not None else "")
+            + (f"; predicted vs measured under intervention: r {checked}" if checked else "")
             + f". Written to [cyan]{out}[/cyan]."
         )
