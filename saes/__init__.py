@@ -7,8 +7,6 @@ Names are imported on first use (PEP 562), so the CLI can register `interp sae` 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
@@ -28,6 +26,8 @@ _EXPORTS = {
     "TrainingDivergedError": "saes.trainer",
     "fit_many": "saes.multi",
     "ParallelTrainer": "saes.parallel",
+    "TranscoderSet": "saes.transcoder_set",
+    "train_transcoder_set": "saes.transcoder_set",
 }
 
 __all__ = [
@@ -42,17 +42,19 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "TrainingDivergedError",
+    "TranscoderSet",
     "build",
     "evaluate",
     "fit_many",
     "load",
+    "train_transcoder_set",
     "write_report",
 ]
 
 if TYPE_CHECKING:
     from saes.architectures import REGISTRY, SAELoss, SparseAutoencoder, build
     from saes.config import SAEConfig, TrainConfig
-    from saes.evaluate import EvalResult, evaluate
+    from saes.evaluation import EvalResult, evaluate
     from saes.io import load
     from saes.multi import fit_many
     from saes.parallel import ParallelTrainer
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
     from saes.shards import ShardCache
     from saes.store import ActivationStore
     from saes.trainer import Trainer, TrainingDivergedError
+    from saes.transcoder_set import TranscoderSet, train_transcoder_set
 
 
 def __getattr__(name: str) -> Any:
@@ -71,16 +74,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
-
-
-class _Package(types.ModuleType):
-    """`saes.evaluate` is both a submodule and a function: importing the submodule must not replace
-    the function (the import system binds each submodule on its package with setattr)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == value.__name__:
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -19,7 +19,9 @@ def register(sae_app: typer.Typer) -> None:
         k: int = typer.Option(16, "--k", help="Active features per token per layer (topk)."),
         expansion: int = typer.Option(4, "--expansion", help="Features per layer = expansion * d_model."),
         tokens: int = typer.Option(100_000, "--tokens", help="Training activations."),
-        dataset: str = typer.Option(None, "--dataset", help="datasets save_to_disk folder (default: the shipped corpus)."),
+        dataset: str = typer.Option(
+            None, "--dataset", help="datasets save_to_disk folder (default: the shipped corpus)."
+        ),
         context_len: int = typer.Option(64, "--context-len", help="Tokens per window."),
         batch_size: int = typer.Option(256, "--batch-size", help="Activations per step."),
         lr: float = typer.Option(3e-3, "--lr", help="Peak learning rate."),
@@ -36,23 +38,50 @@ def register(sae_app: typer.Typer) -> None:
         from saes.transcoder_set import train_transcoder_set
 
         loaded = interp.load(model, device=device)
-        tc = TrainConfig(lr=lr, batch_size=batch_size, total_tokens=tokens, sparsity_coef=sparsity_coef,
-                         seed=seed, progress=not as_json)
+        tc = TrainConfig(
+            lr=lr,
+            batch_size=batch_size,
+            total_tokens=tokens,
+            sparsity_coef=sparsity_coef,
+            seed=seed,
+            progress=not as_json,
+        )
         start = time.perf_counter()
         tset = train_transcoder_set(
-            loaded, load_dataset(dataset), arch=arch, cross_layer=cross_layer, expansion=expansion, k=k,
-            tokens=tokens, context_len=context_len, train_cfg=tc, model_name=model, device=device,
+            loaded,
+            load_dataset(dataset),
+            arch=arch,
+            cross_layer=cross_layer,
+            expansion=expansion,
+            k=k,
+            tokens=tokens,
+            context_len=context_len,
+            train_cfg=tc,
+            model_name=model,
+            device=device,
         )
         seconds = time.perf_counter() - start
         tset.save(out)
         payload = write_result(
-            out, command="sae train-transcoders",
+            out,
+            command="sae train-transcoders",
             inputs={"model": model, "dataset": dataset or "shakespeare"},
-            config={"arch": arch, "cross_layer": cross_layer, "k": k, "expansion": expansion, "tokens": tokens,
-                    "context_len": context_len, "train": tc.to_dict()},
+            config={
+                "arch": arch,
+                "cross_layer": cross_layer,
+                "k": k,
+                "expansion": expansion,
+                "tokens": tokens,
+                "context_len": context_len,
+                "train": tc.to_dict(),
+            },
             seed=seed,
-            metrics={"kind": tset.kind, "n_layers": tset.n_layers, "seconds": seconds,
-                     "tokens_per_second": tokens / seconds},
+            metrics={
+                "kind": tset.kind,
+                "n_layers": tset.n_layers,
+                "seconds": seconds,
+                "tokens_per_second": tokens / seconds,
+            },
         )
         if as_json:
             print(json.dumps(payload, indent=2))

@@ -62,7 +62,9 @@ class TranscoderSet(nn.Module):
     ) -> None:
         super().__init__()
         if (layers is None) == (clt is None):
-            raise InterpError("a TranscoderSet takes either per-layer transcoders or one cross-layer transcoder")
+            raise InterpError(
+                "a TranscoderSet takes either per-layer transcoders or one cross-layer transcoder"
+            )
         self.layers = nn.ModuleList(layers or [])
         self.clt = clt
         self.model_name = model_name
@@ -74,10 +76,10 @@ class TranscoderSet(nn.Module):
             self.n_layers = len(layers)
             self.d_model = layers[0].cfg.d_in
             self._n_features = [sae.cfg.d_sae for sae in layers]
-            for l, sae in enumerate(layers):
+            for lyr, sae in enumerate(layers):
                 if sae.cfg.d_in != self.d_model or sae.cfg.out_dim != self.d_model:
                     raise InterpError(
-                        f"transcoder {l} maps {sae.cfg.d_in} -> {sae.cfg.out_dim}; every layer of a set "
+                        f"transcoder {lyr} maps {sae.cfg.d_in} -> {sae.cfg.out_dim}; every layer of a set "
                         f"must map d_model -> d_model ({self.d_model})"
                     )
 
@@ -143,13 +145,13 @@ class TranscoderSet(nn.Module):
             "model_name": self.model_name,
             "hook_in": HOOK_IN,
             "hook_out": HOOK_OUT,
-            "layers": [f"blocks.{l}" for l in range(self.n_layers)] if self.clt is None else ["clt"],
+            "layers": [f"blocks.{lyr}" for lyr in range(self.n_layers)] if self.clt is None else ["clt"],
         }
         with atomic_dir(path) as tmp:
             if self.clt is not None:
                 self.clt.save(tmp / "clt")
-            for l, sae in enumerate(self.layers):
-                sae.save(tmp / f"blocks.{l}")
+            for lyr, sae in enumerate(self.layers):
+                sae.save(tmp / f"blocks.{lyr}")
             atomic_write_json(tmp / SET_FILENAME, meta)
         return path
 
@@ -168,12 +170,12 @@ class TranscoderSet(nn.Module):
         if meta["layers"] == ["clt"]:
             return cls(clt=load_sae(path / "clt", device=device), model_name=meta.get("model_name", ""))
         layers = [load_sae(path / name, device=device) for name in meta["layers"]]
-        for l, sae in enumerate(layers):
-            want = (HOOK_IN.format(l=l), HOOK_OUT.format(l=l))
+        for lyr, sae in enumerate(layers):
+            want = (HOOK_IN.format(l=lyr), HOOK_OUT.format(l=lyr))
             if (sae.cfg.hook_in, sae.cfg.out_hook) != want:
                 raise InterpError(
-                    f"{path / meta['layers'][l]} maps {sae.cfg.hook_in} -> {sae.cfg.out_hook}; a transcoder "
-                    f"set needs {want[0]} -> {want[1]} for layer {l}"
+                    f"{path / meta['layers'][lyr]} maps {sae.cfg.hook_in} -> {sae.cfg.out_hook}; a transcoder "
+                    f"set needs {want[0]} -> {want[1]} for layer {lyr}"
                 )
         return cls(layers=layers, model_name=meta.get("model_name", ""))
 
@@ -187,14 +189,22 @@ def split_layers(clt: SparseAutoencoder, model_name: str = "") -> TranscoderSet:
     d, n = cfg.d_in // n_layers, cfg.d_sae // n_layers
     arch = cfg.arch.removeprefix("clt_")
     layers = []
-    for l in range(n_layers):
+    for lyr in range(n_layers):
         sub = SAEConfig.from_dict(
-            {**cfg.to_dict(), "arch": arch, "d_in": d, "d_sae": n, "d_out": d, "n_layers": 1,
-             "k": None if cfg.k is None else cfg.k // n_layers,
-             "hook_in": HOOK_IN.format(l=l), "hook_out": HOOK_OUT.format(l=l)}
+            {
+                **cfg.to_dict(),
+                "arch": arch,
+                "d_in": d,
+                "d_sae": n,
+                "d_out": d,
+                "n_layers": 1,
+                "k": None if cfg.k is None else cfg.k // n_layers,
+                "hook_in": HOOK_IN.format(l=lyr),
+                "hook_out": HOOK_OUT.format(l=lyr),
+            }
         )
         sae = build(sub)
-        rows, feats = slice(l * d, (l + 1) * d), slice(l * n, (l + 1) * n)
+        rows, feats = slice(lyr * d, (lyr + 1) * d), slice(lyr * n, (lyr + 1) * n)
         with torch.no_grad():
             sae.W_enc.copy_(clt.W_enc[rows, feats])
             sae.b_enc.copy_(clt.b_enc[feats])
@@ -210,8 +220,8 @@ def split_layers(clt: SparseAutoencoder, model_name: str = "") -> TranscoderSet:
 
 def concatenated_batches(batches: Any, n_layers: int) -> Any:
     """(inputs, targets) [batch, n_layers * d_model] from store batches keyed by hook name."""
-    ins = [HOOK_IN.format(l=l) for l in range(n_layers)]
-    outs = [HOOK_OUT.format(l=l) for l in range(n_layers)]
+    ins = [HOOK_IN.format(l=lyr) for lyr in range(n_layers)]
+    outs = [HOOK_OUT.format(l=lyr) for lyr in range(n_layers)]
     for batch in batches:
         yield torch.cat([batch[h] for h in ins], -1), torch.cat([batch[h] for h in outs], -1)
 
@@ -243,9 +253,16 @@ def train_transcoder_set(
     n_layers, d_model = model.cfg.n_layers, model.cfg.d_model
     check_decomposable(model)
     tc = train_cfg or TrainConfig(lr=1e-3, batch_size=1024, total_tokens=tokens, progress=False)
-    hooks = [HOOK_IN.format(l=l) for l in range(n_layers)] + [HOOK_OUT.format(l=l) for l in range(n_layers)]
+    hooks = [HOOK_IN.format(l=lyr) for lyr in range(n_layers)] + [
+        HOOK_OUT.format(l=lyr) for lyr in range(n_layers)
+    ]
     store = ActivationStore(
-        model, dataset, hooks, context_len=context_len, batch_size=tc.batch_size, cache_dir=cache_dir,
+        model,
+        dataset,
+        hooks,
+        context_len=context_len,
+        batch_size=tc.batch_size,
+        cache_dir=cache_dir,
         seed=tc.seed,
     )
     cfg = SAEConfig(

@@ -50,7 +50,12 @@ def predicted_effects(graph: AttributionGraph, feature: int, factor: float) -> T
 
 
 def measured_effects(
-    rm: ReplacementModel, snap: Snapshot, graph: AttributionGraph, feature: int, factor: float, freeze: Freeze = "none"
+    rm: ReplacementModel,
+    snap: Snapshot,
+    graph: AttributionGraph,
+    feature: int,
+    factor: float,
+    freeze: Freeze = "none",
 ) -> Tensor:
     """Measured change of every feature's pre-activation and of the chosen logits [n_nodes] (0 elsewhere)
     when feature `feature` is scaled by `factor` in the real model (`freeze`: "none"; "norms": norm
@@ -59,9 +64,9 @@ def measured_effects(
     amount = (factor - 1) * float(graph.activations[feature])
     mids: dict[int, Tensor] = {}
     hooks: dict[str, HookFn] = {}
-    for l in range(rm.n_layers):
-        hooks[HOOK_IN.format(l=l)] = lambda x, name, l=l: mids.__setitem__(l, x[0].detach())
-        dec = rm.tc.decoder(layer, l)
+    for lyr in range(rm.n_layers):
+        hooks[HOOK_IN.format(l=lyr)] = lambda x, name, lyr=lyr: mids.__setitem__(lyr, x[0].detach())
+        dec = rm.tc.decoder(layer, lyr)
         if dec is not None:
 
             def add(y: Tensor, name: str, vec: Tensor = dec[idx] * amount) -> Tensor:
@@ -69,7 +74,7 @@ def measured_effects(
                 y[:, pos] += vec.to(y.dtype)
                 return y
 
-            hooks[HOOK_OUT.format(l=l)] = add
+            hooks[HOOK_OUT.format(l=lyr)] = add
     if freeze == "none":
         ctx = rm.model.hooks(hooks)
     else:
@@ -77,9 +82,9 @@ def measured_effects(
     with torch.no_grad(), ctx:
         logits = rm.model(snap.tokens)
     out = torch.zeros(graph.n_nodes)
-    for f, (l, p, i) in enumerate(graph.features.tolist()):
-        enc = rm.tc.encoder_directions(l)[:, i]
-        out[f] = float((mids[l][p] - snap.resid_mid[l][p]) @ enc)
+    for f, (lyr, p, i) in enumerate(graph.features.tolist()):
+        enc = rm.tc.encoder_directions(lyr)[:, i]
+        out[f] = float((mids[lyr][p] - snap.resid_mid[lyr][p]) @ enc)
     s = graph.slices()["logits"]
     delta_logits = (logits[0, -1] - snap.logits[0, -1]).float().cpu()
     delta_logits = delta_logits - delta_logits.mean()  # logit nodes are demeaned logits
@@ -122,15 +127,15 @@ def check_interventions(
     logit_rows = list(range(s["logits"].start, s["logits"].stop))
     last = graph.n_pos - 1
     names = {r: f"{graph.n_layers + 1}_{graph.logit_tokens[k]}_{last}" for k, r in enumerate(logit_rows)}
-    for t, (l, p, i) in enumerate(graph.features.tolist()):
-        names[t] = f"{l}_{i}_{p}"
+    for t, (lyr, p, i) in enumerate(graph.features.tolist()):
+        names[t] = f"{lyr}_{i}_{p}"
     checks = []
     pairs: dict[str, dict[str, tuple[list[float], list[float]]]] = {
         fr: {"logits": ([], []), "features": ([], [])} for fr in FREEZES
     }
     for f in chosen:
         layer, pos, _ = graph.features[f].tolist()
-        downstream = [t for t, (l, p, _) in enumerate(graph.features.tolist()) if l > layer and p >= pos]
+        downstream = [t for t, (lyr, p, _) in enumerate(graph.features.tolist()) if lyr > layer and p >= pos]
         for factor in factors:
             pred = predicted_effects(graph, f, factor)
             meas = {fr: measured_effects(rm, snap, graph, f, factor, fr) for fr in FREEZES}
@@ -146,10 +151,15 @@ def check_interventions(
                     for r in rows
                 }
 
-            checks.append({
-                "node_id": names[f], "factor": factor, "activation": float(graph.activations[f]),
-                "logits": record(logit_rows), "features": record(downstream),
-            })
+            checks.append(
+                {
+                    "node_id": names[f],
+                    "factor": factor,
+                    "activation": float(graph.activations[f]),
+                    "logits": record(logit_rows),
+                    "features": record(downstream),
+                }
+            )
             for fr in FREEZES:
                 for kind, rows in (("logits", logit_rows), ("features", downstream)):
                     pairs[fr][kind][0].extend(float(pred[r]) for r in rows)

@@ -42,37 +42,100 @@ def node_records(graph: AttributionGraph, influence: list[float]) -> list[dict[s
     """One viewer record per node of `graph`, in the graph's node order."""
     out: list[dict[str, Any]] = []
     for k, (layer, pos, idx) in enumerate(graph.features.tolist()):
-        out.append(_node(f"{layer}_{idx}_{pos}", _cantor(layer, idx), str(layer), pos,
-                         "cross layer transcoder", f"{layer}_{idx}-0", influence[k],
-                         activation=float(graph.activations[k])))
+        out.append(
+            _node(
+                f"{layer}_{idx}_{pos}",
+                _cantor(layer, idx),
+                str(layer),
+                pos,
+                "cross layer transcoder",
+                f"{layer}_{idx}-0",
+                influence[k],
+                activation=float(graph.activations[k]),
+            )
+        )
     for layer in range(graph.n_layers):
         for pos in range(graph.n_pos):
-            out.append(_node(f"{layer}_-1_{pos}", -1, str(layer), pos, "mlp reconstruction error",
-                             f"{layer}_-1-{pos}", influence[graph.error_index(layer, pos)]))
+            out.append(
+                _node(
+                    f"{layer}_-1_{pos}",
+                    -1,
+                    str(layer),
+                    pos,
+                    "mlp reconstruction error",
+                    f"{layer}_-1-{pos}",
+                    influence[graph.error_index(layer, pos)],
+                )
+            )
     for pos, tok in enumerate(graph.tokens):
-        out.append(_node(f"E_{tok}_{pos}", pos, "E", pos, "embedding", f"E_{tok}-{pos}",
-                         influence[graph.embedding_index(pos)], clerp=graph.str_tokens[pos]))
+        out.append(
+            _node(
+                f"E_{tok}_{pos}",
+                pos,
+                "E",
+                pos,
+                "embedding",
+                f"E_{tok}-{pos}",
+                influence[graph.embedding_index(pos)],
+                clerp=graph.str_tokens[pos],
+            )
+        )
     last, layer = graph.n_pos - 1, str(graph.n_layers + 1)
     for tok, prob, text in zip(graph.logit_tokens, graph.logit_probs.tolist(), graph.logit_strs, strict=True):
-        node = _node(f"{layer}_{tok}_{last}", tok, layer, last, "logit", f"L_{tok}-{last}", None,
-                     clerp=f'Output "{text}" (p={prob:.3f})')
+        node = _node(
+            f"{layer}_{tok}_{last}",
+            tok,
+            layer,
+            last,
+            "logit",
+            f"L_{tok}-{last}",
+            None,
+            clerp=f'Output "{text}" (p={prob:.3f})',
+        )
         node.update(token_prob=prob, is_target_logit=True)
         out.append(node)
     return out
 
 
-def _node(node_id: str, feature: int, layer: str, pos: int, kind: str, js: str, infl: float | None,
-          activation: float | None = None, clerp: str = "") -> dict[str, Any]:
+def _node(
+    node_id: str,
+    feature: int,
+    layer: str,
+    pos: int,
+    kind: str,
+    js: str,
+    infl: float | None,
+    activation: float | None = None,
+    clerp: str = "",
+) -> dict[str, Any]:
     return {
-        "node_id": node_id, "feature": feature, "layer": layer, "ctx_idx": pos, "feature_type": kind,
-        "token_prob": 0.0, "is_target_logit": False, "run_idx": 0, "reverse_ctx_idx": 0, "jsNodeId": js,
-        "clerp": clerp, "influence": infl, "activation": activation,
+        "node_id": node_id,
+        "feature": feature,
+        "layer": layer,
+        "ctx_idx": pos,
+        "feature_type": kind,
+        "token_prob": 0.0,
+        "is_target_logit": False,
+        "run_idx": 0,
+        "reverse_ctx_idx": 0,
+        "jsNodeId": js,
+        "clerp": clerp,
+        "influence": infl,
+        "activation": activation,
     }
 
 
 def viewer_json(
-    graph: AttributionGraph, pruned: Pruned, *, slug: str, model_name: str, transcoders: str,
-    prompt: str, node_threshold: float, edge_threshold: float, graph_scores: dict[str, float],
+    graph: AttributionGraph,
+    pruned: Pruned,
+    *,
+    slug: str,
+    model_name: str,
+    transcoders: str,
+    prompt: str,
+    node_threshold: float,
+    edge_threshold: float,
+    graph_scores: dict[str, float],
     transcoder_kind: str,
 ) -> dict[str, Any]:
     """The `graph.json` object (see the module docstring) for the kept nodes and edges."""
@@ -82,7 +145,11 @@ def viewer_json(
     nodes = [r for r, k in zip(records, keep, strict=True) if k]
     targets, sources = pruned.edge_mask.nonzero(as_tuple=True)
     links = [
-        {"source": records[s]["node_id"], "target": records[t]["node_id"], "weight": float(graph.adjacency[t, s])}
+        {
+            "source": records[s]["node_id"],
+            "target": records[t]["node_id"],
+            "weight": float(graph.adjacency[t, s]),
+        }
         for t, s in zip(targets.tolist(), sources.tolist(), strict=True)
     ]
     logit_ids = [r["node_id"] for r in records if r["feature_type"] == "logit"]
@@ -102,7 +169,13 @@ def viewer_json(
                 **graph_scores,
             },
         },
-        "qParams": {"pinnedIds": logit_ids, "supernodes": [], "linkType": "both", "clickedId": "", "sg_pos": ""},
+        "qParams": {
+            "pinnedIds": logit_ids,
+            "supernodes": [],
+            "linkType": "both",
+            "clickedId": "",
+            "sg_pos": "",
+        },
         "nodes": nodes,
         "links": links,
     }

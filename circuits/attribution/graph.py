@@ -133,16 +133,22 @@ def attribute(
     snap = rm.trace(tokens)
     logit_tokens, logit_probs = choose_logits(rm, snap, logits, max_logits, logit_prob)
     feats = [
-        torch.cat([torch.full((len(nz), 1), l), nz], 1)
-        for l in range(rm.n_layers)
-        for nz in [(snap.acts[l] != 0).nonzero()]
+        torch.cat([torch.full((len(nz), 1), lyr), nz], 1)
+        for lyr in range(rm.n_layers)
+        for nz in [(snap.acts[lyr] != 0).nonzero().cpu()]
     ]
     features = torch.cat(feats).long()  # [n_features, 3]
-    activations = torch.stack([snap.acts[int(l)][p, i] for l, p, i in features.tolist()]) if len(features) else torch.zeros(0)
+    activations = (
+        torch.stack([snap.acts[int(lyr)][p, i] for lyr, p, i in features.tolist()])
+        if len(features)
+        else torch.zeros(0)
+    )
     tok = rm.model.tokenizer
     graph = AttributionGraph(
         tokens=tokens[0].tolist(),
-        str_tokens=[tok.decode([t]) for t in tokens[0].tolist()] if tok else [str(t) for t in tokens[0].tolist()],
+        str_tokens=[tok.decode([t]) for t in tokens[0].tolist()]
+        if tok
+        else [str(t) for t in tokens[0].tolist()],
         n_layers=rm.n_layers,
         features=features,
         activations=activations.detach().float().cpu(),
@@ -155,7 +161,9 @@ def attribute(
     return graph
 
 
-def _adjacency(rm: ReplacementModel, snap: Snapshot, graph: AttributionGraph, batch_size: int, progress: bool) -> Tensor:
+def _adjacency(
+    rm: ReplacementModel, snap: Snapshot, graph: AttributionGraph, batch_size: int, progress: bool
+) -> Tensor:
     n = graph.n_nodes
     adjacency = torch.zeros(n, n)
     targets = list(range(graph.n_features)) + list(range(graph.slices()["logits"].start, n))
@@ -174,44 +182,52 @@ def _adjacency(rm: ReplacementModel, snap: Snapshot, graph: AttributionGraph, ba
 
 
 def _backward_rows(
-    rm: ReplacementModel, snap: Snapshot, graph: AttributionGraph, rows: list[int], mlp_const: dict[int, Tensor]
+    rm: ReplacementModel,
+    snap: Snapshot,
+    graph: AttributionGraph,
+    rows: list[int],
+    mlp_const: dict[int, Tensor],
 ) -> dict[str, Tensor]:
     """One batched forward+backward: d(target of each row)/d(embeddings, each layer's MLP output)."""
     batch = len(rows)
     embed = snap.embed[None].expand(batch, -1, -1).clone().requires_grad_(True)  # [batch, pos, d_model]
-    mlp = {l: c[None].expand(batch, -1, -1).clone().requires_grad_(True) for l, c in mlp_const.items()}
+    mlp = {lyr: c[None].expand(batch, -1, -1).clone().requires_grad_(True) for lyr, c in mlp_const.items()}
     mids: dict[int, Tensor] = {}
     hooks: dict[str, HookFn] = {"blocks.0.hook_resid_pre": lambda x, name: embed.to(x.dtype)}
-    for l in range(rm.n_layers):
-        hooks[HOOK_IN.format(l=l)] = lambda x, name, l=l: mids.__setitem__(l, x)
-        hooks[HOOK_OUT.format(l=l)] = lambda y, name, l=l: mlp[l].to(y.dtype)
+    for lyr in range(rm.n_layers):
+        hooks[HOOK_IN.format(l=lyr)] = lambda x, name, lyr=lyr: mids.__setitem__(lyr, x)
+        hooks[HOOK_OUT.format(l=lyr)] = lambda y, name, lyr=lyr: mlp[lyr].to(y.dtype)
     with torch.enable_grad(), rm.frozen(snap, hooks):
-        out = rm.model(snap.tokens.expand(batch, -1), **_last_logits_only(rm.model))  # [batch, pos or 1, vocab]
+        out = rm.model(
+            snap.tokens.expand(batch, -1), **_last_logits_only(rm.model)
+        )  # [batch, pos or 1, vocab]
         objective = out.new_zeros(())
         logit_start = graph.slices()["logits"].start
         row_ids = torch.arange(batch, device=out.device)
         is_logit = torch.tensor([r >= logit_start for r in rows], device=out.device)
         if bool(is_logit.any()):
-            toks = torch.tensor([graph.logit_tokens[r - logit_start] for r in rows if r >= logit_start], device=out.device)
+            toks = torch.tensor(
+                [graph.logit_tokens[r - logit_start] for r in rows if r >= logit_start], device=out.device
+            )
             last = out[row_ids[is_logit], -1]  # [n_logit_rows, vocab]
             objective = objective + (last.gather(1, toks[:, None]) - last.mean(-1, keepdim=True)).sum()
         feat_rows = [(b, r) for b, r in enumerate(rows) if r < logit_start]
-        for l in range(rm.n_layers):
-            sel = [(b, graph.features[r]) for b, r in feat_rows if int(graph.features[r, 0]) == l]
+        for lyr in range(rm.n_layers):
+            sel = [(b, graph.features[r]) for b, r in feat_rows if int(graph.features[r, 0]) == lyr]
             if not sel:
                 continue
             b_idx = torch.tensor([b for b, _ in sel], device=out.device)
             pos = torch.stack([f[1] for _, f in sel]).to(out.device)
             idx = torch.stack([f[2] for _, f in sel]).to(out.device)
-            enc = rm.tc.encoder_directions(l)[:, idx].T  # [n_sel, d_model]
-            objective = objective + (mids[l][b_idx, pos] * enc.to(mids[l].dtype)).sum()
-        inputs = [embed] + [mlp[l] for l in range(rm.n_layers)]
+            enc = rm.tc.encoder_directions(lyr)[:, idx].T  # [n_sel, d_model]
+            objective = objective + (mids[lyr][b_idx, pos] * enc.to(mids[lyr].dtype)).sum()
+        inputs = [embed] + [mlp[lyr] for lyr in range(rm.n_layers)]
         grads = torch.autograd.grad(objective, inputs, allow_unused=True)
     zero = torch.zeros_like(embed)
     out_grads = {"embed": grads[0] if grads[0] is not None else zero}
-    for l in range(rm.n_layers):
-        g = grads[l + 1]
-        out_grads[f"mlp{l}"] = (g if g is not None else zero).detach()
+    for lyr in range(rm.n_layers):
+        g = grads[lyr + 1]
+        out_grads[f"mlp{lyr}"] = (g if g is not None else zero).detach()
     return out_grads
 
 
@@ -227,7 +243,9 @@ def _row_weights(snap: Snapshot, graph: AttributionGraph, grads: dict[str, Tenso
     rows = grads["embed"].new_zeros(batch, graph.n_nodes)
     s = graph.slices()
     rows[:, s["embeddings"]] = (grads["embed"] * snap.embed).sum(-1)  # [batch, pos]
-    err = [(grads[f"mlp{l}"] * snap.errors[l]).sum(-1) for l in range(graph.n_layers)]  # each [batch, pos]
+    err = [
+        (grads[f"mlp{lyr}"] * snap.errors[lyr]).sum(-1) for lyr in range(graph.n_layers)
+    ]  # each [batch, pos]
     rows[:, s["errors"]] = torch.cat(err, dim=1)
     for src in range(graph.n_layers):
         mask = graph.features[:, 0] == src

@@ -20,7 +20,6 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import torch
 from torch import Tensor, nn
 
 from interp.errors import InterpError

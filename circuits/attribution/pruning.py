@@ -10,7 +10,8 @@ Following "Circuit Tracing" (Ameisen et al. 2025):
 3. Prune nodes: keep the most influential features until they carry `node_fraction` of the total
    feature influence (errors, embeddings and logits always stay). Then score each remaining edge by
    its normalised weight times its target's influence (plus logit weight) and keep the top edges until
-   they carry `edge_fraction` of the total edge score.
+   they carry `edge_fraction` of the total edge score (edges join kept nodes only; a kept node may end
+   up with no kept edge, and stays: the node set is what carries the requested influence).
 4. Scores: the replacement score is the share of the embeddings' influence among embeddings plus
    errors (how much of the end-to-end effect runs through features rather than errors); the
    completeness score is the influence-weighted average fraction of each node's input that does not
@@ -107,10 +108,6 @@ def prune(graph: AttributionGraph, node_fraction: float = 0.8, edge_fraction: fl
     edge_mask = flat_keep.reshape(edge_scores.shape) & (sub != 0)
     total_edge = float(edge_scores.sum())
     kept_edge = float(edge_scores[edge_mask].sum()) / total_edge if total_edge > 0 else 1.0
-    # a feature left with no kept edge at all is dropped too
-    connected = edge_mask.any(0) | edge_mask.any(1)
-    node_mask[s["features"]] &= connected[s["features"]]
-    edge_mask &= node_mask[:, None] & node_mask[None, :]
     return Pruned(node_mask, edge_mask, infl, kept_feat, kept_edge)
 
 

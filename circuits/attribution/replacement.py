@@ -85,19 +85,19 @@ class ReplacementModel:
     @torch.no_grad()
     def trace(self, tokens: Tensor) -> Snapshot:
         names = ["blocks.0.hook_resid_pre"]
-        for l in range(self.n_layers):
-            names += [f"blocks.{l}.attn.hook_pattern", HOOK_IN.format(l=l), HOOK_OUT.format(l=l)]
+        for lyr in range(self.n_layers):
+            names += [f"blocks.{lyr}.attn.hook_pattern", HOOK_IN.format(l=lyr), HOOK_OUT.format(l=lyr)]
         scales = norms.NormScales()
         with norms.record(self.model.hf_model, scales):
             logits, cache = self.model.run_with_cache(tokens, names=names)
-        resid_mid = {l: cache[HOOK_IN.format(l=l)][0] for l in range(self.n_layers)}
-        mlp_out = {l: cache[HOOK_OUT.format(l=l)][0] for l in range(self.n_layers)}
-        acts = {l: self.tc.encode(l, resid_mid[l]) for l in range(self.n_layers)}
-        errors = {l: mlp_out[l] - self.tc.reconstruct(l, acts) for l in range(self.n_layers)}
+        resid_mid = {lyr: cache[HOOK_IN.format(l=lyr)][0] for lyr in range(self.n_layers)}
+        mlp_out = {lyr: cache[HOOK_OUT.format(l=lyr)][0] for lyr in range(self.n_layers)}
+        acts = {lyr: self.tc.encode(lyr, resid_mid[lyr]) for lyr in range(self.n_layers)}
+        errors = {lyr: mlp_out[lyr] - self.tc.reconstruct(lyr, acts) for lyr in range(self.n_layers)}
         return Snapshot(
             tokens=tokens,
             logits=logits.detach(),
-            patterns={l: cache[f"blocks.{l}.attn.hook_pattern"] for l in range(self.n_layers)},
+            patterns={lyr: cache[f"blocks.{lyr}.attn.hook_pattern"] for lyr in range(self.n_layers)},
             scales=scales,
             embed=cache["blocks.0.hook_resid_pre"][0],
             resid_mid=resid_mid,
@@ -109,7 +109,12 @@ class ReplacementModel:
     # ---- frozen forward passes -----------------------------------------------------------------
     @contextlib.contextmanager
     def frozen(
-        self, snap: Snapshot, hooks: Mapping[str, HookFn] | None = None, *, attention: bool = True, norms_: bool = True
+        self,
+        snap: Snapshot,
+        hooks: Mapping[str, HookFn] | None = None,
+        *,
+        attention: bool = True,
+        norms_: bool = True,
     ) -> Iterator[None]:
         """Inside the block, forwards of `snap.tokens` (any batch of copies) run with attention patterns
         and norm denominators frozen at their recorded values (each can be left live), plus `hooks`."""
@@ -117,7 +122,11 @@ class ReplacementModel:
         def pattern(layer: int) -> HookFn:
             return lambda p, name: snap.patterns[layer].to(p.dtype).expand_as(p)
 
-        frozen_hooks = {f"blocks.{l}.attn.hook_pattern": pattern(l) for l in range(self.n_layers)} if attention else {}
+        frozen_hooks = (
+            {f"blocks.{lyr}.attn.hook_pattern": pattern(lyr) for lyr in range(self.n_layers)}
+            if attention
+            else {}
+        )
         norm_ctx = norms.frozen(self.model.hf_model, snap.scales) if norms_ else contextlib.nullcontext()
         with norm_ctx, self.model.hooks({**frozen_hooks, **(hooks or {})}):
             yield
@@ -136,20 +145,23 @@ class ReplacementModel:
             return lambda y, name: (self.tc.reconstruct(layer, acts) + snap.errors[layer])[None].to(y.dtype)
 
         hooks = {}
-        for l in range(self.n_layers):
-            hooks[HOOK_IN.format(l=l)] = read(l)
-            hooks[HOOK_OUT.format(l=l)] = write(l)
+        for lyr in range(self.n_layers):
+            hooks[HOOK_IN.format(l=lyr)] = read(lyr)
+            hooks[HOOK_OUT.format(l=lyr)] = write(lyr)
         with torch.no_grad(), self.frozen(snap, hooks):
             return self.model(snap.tokens)
 
     def mlp_sources(
-        self, snap: Snapshot, acts: Mapping[int, Tensor] | None = None, errors: Mapping[int, Tensor] | None = None
+        self,
+        snap: Snapshot,
+        acts: Mapping[int, Tensor] | None = None,
+        errors: Mapping[int, Tensor] | None = None,
     ) -> dict[int, Tensor]:
         """Each layer's MLP output [pos, d_model] in the linear model, from feature activations and errors
         (the recorded ones unless given)."""
         acts = snap.acts if acts is None else acts
         errors = snap.errors if errors is None else errors
-        return {l: self.tc.reconstruct(l, acts) + errors[l] for l in range(self.n_layers)}
+        return {lyr: self.tc.reconstruct(lyr, acts) + errors[lyr] for lyr in range(self.n_layers)}
 
     def linear_run(
         self, snap: Snapshot, mlp_out: Mapping[int, Tensor], embed: Tensor | None = None
@@ -158,11 +170,13 @@ class ReplacementModel:
         whose MLP outputs are `mlp_out` and whose embeddings are `embed` (recorded unless given)."""
         mids: dict[int, Tensor] = {}
         hooks: dict[str, HookFn] = {
-            "blocks.0.hook_resid_pre": lambda x, name: (snap.embed if embed is None else embed)[None].to(x.dtype)
+            "blocks.0.hook_resid_pre": lambda x, name: (snap.embed if embed is None else embed)[None].to(
+                x.dtype
+            )
         }
-        for l in range(self.n_layers):
-            hooks[HOOK_IN.format(l=l)] = lambda x, name, l=l: mids.__setitem__(l, x[0].detach())
-            hooks[HOOK_OUT.format(l=l)] = lambda y, name, l=l: mlp_out[l][None].to(y.dtype)
+        for lyr in range(self.n_layers):
+            hooks[HOOK_IN.format(l=lyr)] = lambda x, name, lyr=lyr: mids.__setitem__(lyr, x[0].detach())
+            hooks[HOOK_OUT.format(l=lyr)] = lambda y, name, lyr=lyr: mlp_out[lyr][None].to(y.dtype)
         with torch.no_grad(), self.frozen(snap, hooks):
             logits = self.model(snap.tokens)
         return logits, mids

@@ -60,8 +60,15 @@ def logit_ids(model: Any, logits: tuple[str, ...]) -> tuple[int, ...]:
 
 
 def attribute_report(
-    model_name: Any, transcoders: str | Path, prompt: str, out: str | Path, opts: AttributeOptions,
-    *, force: bool = False, progress: bool = False, name: str | None = None,
+    model_name: Any,
+    transcoders: str | Path,
+    prompt: str,
+    out: str | Path,
+    opts: AttributeOptions,
+    *,
+    force: bool = False,
+    progress: bool = False,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """Run the whole pipeline and write the output folder; returns result.json's payload.
 
@@ -74,17 +81,32 @@ def attribute_report(
     rm = ReplacementModel(model, tset)
     start = time.perf_counter()
     graph = attribute(
-        rm, prompt, logits=list(opts.logits) or None, max_logits=opts.max_logits,
-        batch_size=opts.batch_size, progress=progress,
+        rm,
+        prompt,
+        logits=list(opts.logits) or None,
+        max_logits=opts.max_logits,
+        batch_size=opts.batch_size,
+        progress=progress,
     )
     seconds = time.perf_counter() - start
     pruned = prune(graph, opts.node_threshold, opts.edge_threshold)
     graph_scores = scores(graph)
-    checks = check_interventions(rm, graph, pruned, top=opts.check_top, factors=opts.factors) if opts.check_top else None
+    checks = (
+        check_interventions(rm, graph, pruned, top=opts.check_top, factors=opts.factors)
+        if opts.check_top
+        else None
+    )
     name = name or (model_name if isinstance(model_name, str) else type(model.hf_model).__name__)
     view = viewer_json(
-        graph, pruned, slug=Path(out).name, model_name=name, transcoders=str(transcoders), prompt=prompt,
-        node_threshold=opts.node_threshold, edge_threshold=opts.edge_threshold, graph_scores=graph_scores,
+        graph,
+        pruned,
+        slug=Path(out).name,
+        model_name=name,
+        transcoders=str(transcoders),
+        prompt=prompt,
+        node_threshold=opts.node_threshold,
+        edge_threshold=opts.edge_threshold,
+        graph_scores=graph_scores,
         transcoder_kind=tset.kind,
     )
     metrics = {
@@ -109,7 +131,10 @@ def attribute_report(
             config=asdict(opts),
             seed=None,
             metrics=metrics,
-            logits=[{"token": t, "text": s, "prob": float(p)} for t, s, p in zip(graph.logit_tokens, graph.logit_strs, graph.logit_probs, strict=True)],
+            logits=[
+                {"token": t, "text": s, "prob": float(p)}
+                for t, s, p in zip(graph.logit_tokens, graph.logit_strs, graph.logit_probs, strict=True)
+            ],
             interventions=checks,
         )
     return payload

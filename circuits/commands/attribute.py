@@ -18,11 +18,17 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def attribute(
         model: str = typer.Argument(..., help="Zoo name, local model folder, or hub id."),
-        transcoders: Path = typer.Option(..., "--transcoders", help="Transcoder-set folder (interp sae train-transcoders)."),
+        transcoders: Path = typer.Option(
+            ..., "--transcoders", help="Transcoder-set folder (interp sae train-transcoders)."
+        ),
         prompt: str = typer.Option(..., "--prompt", help="The prompt to trace."),
         out: Path = typer.Option(..., "--out", help="Folder for graph.json, result.json and circuit files."),
-        logits: str = typer.Option(None, "--logits", help="Comma-separated logit tokens or ids (default: top ones)."),
-        node_threshold: float = typer.Option(0.8, "--node-threshold", help="Feature influence fraction kept."),
+        logits: str = typer.Option(
+            None, "--logits", help="Comma-separated logit tokens or ids (default: top ones)."
+        ),
+        node_threshold: float = typer.Option(
+            0.8, "--node-threshold", help="Feature influence fraction kept."
+        ),
         edge_threshold: float = typer.Option(0.98, "--edge-threshold", help="Edge score fraction kept."),
         batch_size: int = typer.Option(64, "--batch-size", help="Targets per backward pass."),
         check_top: int = typer.Option(5, "--check-top", help="Features to check by intervention (0: none)."),
@@ -34,27 +40,31 @@ def register(app: typer.Typer) -> None:
         """Trace PROMPT through MODEL's transcoders: attribution graph, pruning, intervention check, export."""
         from rich.console import Console
 
-        from circuits.attribution.report import AttributeOptions, attribute_report, logit_ids
-
         import interp
+        from circuits.attribution.report import AttributeOptions, attribute_report, logit_ids
 
         loaded = interp.load(model, device=device)
         opts = AttributeOptions(
-            node_threshold=node_threshold, edge_threshold=edge_threshold,
-            logits=logit_ids(loaded, _split(logits)), batch_size=batch_size, check_top=check_top,
-            formats=_split(formats), device=device,
+            node_threshold=node_threshold,
+            edge_threshold=edge_threshold,
+            logits=logit_ids(loaded, _split(logits)),
+            batch_size=batch_size,
+            check_top=check_top,
+            formats=_split(formats),
+            device=device,
         )
-        console = Console(stderr=True)
-        with console.status(f"attribution graph on {model}"):
-            payload = attribute_report(loaded, transcoders, prompt, out, opts, force=force, name=model)
+        payload = attribute_report(
+            loaded, transcoders, prompt, out, opts, force=force, name=model, progress=not as_json
+        )
         if as_json:
             print(json.dumps(payload, indent=2))
             return
         m = payload["metrics"]
-        corr = (m.get("intervention_correlation") or {}).get("all")
+        corr = m.get("intervention_correlation") or {}
+        checked = ", ".join(f"{k} {v:.3f}" for k, v in corr.items() if k != "all" and v is not None)
         Console().print(
             f"{m['n_nodes']} nodes, {m['n_edges']} edges (of {m['n_features']} active features); "
             f"replacement {m['replacement_score']:.3f}, completeness {m['completeness_score']:.3f}"
-            + (f", intervention r={corr:.3f}" if corr is not None else "")
+            + (f"; predicted vs measured under intervention: r {checked}" if checked else "")
             + f". Written to [cyan]{out}[/cyan]."
         )

@@ -103,8 +103,15 @@ def _saelens_step(d: int, n: int, k: int, batch: int, device: str) -> Callable:
     from sae_lens.training.sae_trainer import SAETrainer
 
     sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d, d_sae=n, k=k, dtype="float32", device=device))
-    trainer_cfg = SAETrainerConfig(total_training_samples=10**9, train_batch_size_samples=batch, lr=3e-3,
-                                   lr_end=3e-4, lr_warm_up_steps=0, lr_decay_steps=0, device=device)
+    trainer_cfg = SAETrainerConfig(
+        total_training_samples=10**9,
+        train_batch_size_samples=batch,
+        lr=3e-3,
+        lr_end=3e-4,
+        lr_warm_up_steps=0,
+        lr_decay_steps=0,
+        device=device,
+    )
     trainer = SAETrainer(cfg=trainer_cfg, sae=sae, data_provider=iter(()))
 
     def step(x, target) -> None:
@@ -118,58 +125,100 @@ def _saelens_step(d: int, n: int, k: int, batch: int, device: str) -> Callable:
 def training_throughput(model, args) -> dict:
     n_layers, d = model.cfg.n_layers, model.cfg.d_model
     n, k = args.expansion * d, args.k
-    hooks = [HOOK_IN.format(l=l) for l in range(n_layers)] + [HOOK_OUT.format(l=l) for l in range(n_layers)]
-    store = ActivationStore(model, interp.data.shakespeare(), hooks, context_len=64, batch_size=args.train_batch)
+    hooks = [HOOK_IN.format(l=lyr) for lyr in range(n_layers)] + [
+        HOOK_OUT.format(l=lyr) for lyr in range(n_layers)
+    ]
+    store = ActivationStore(
+        model, interp.data.shakespeare(), hooks, context_len=64, batch_size=args.train_batch
+    )
     pool = [{h: v.to(args.device) for h, v in b.items()} for b in store.batches(args.train_batch * args.pool)]
-    cat = [(torch.cat([b[HOOK_IN.format(l=l)] for l in range(n_layers)], -1),
-            torch.cat([b[HOOK_OUT.format(l=l)] for l in range(n_layers)], -1)) for b in pool]
+    cat = [
+        (
+            torch.cat([b[HOOK_IN.format(l=lyr)] for lyr in range(n_layers)], -1),
+            torch.cat([b[HOOK_OUT.format(l=lyr)] for lyr in range(n_layers)], -1),
+        )
+        for b in pool
+    ]
     tc = TrainConfig(lr=3e-3, batch_size=args.train_batch, total_steps=10**9, progress=False)
 
     def set_cfg(cross: bool) -> SAEConfig:
-        return SAEConfig("clt_topk", d_in=n_layers * d, d_sae=n_layers * n, d_out=n_layers * d, k=k * n_layers,
-                         n_layers=n_layers, cross_layer=cross, hook_in="in", hook_out="out")
+        return SAEConfig(
+            "clt_topk",
+            d_in=n_layers * d,
+            d_sae=n_layers * n,
+            d_out=n_layers * d,
+            k=k * n_layers,
+            n_layers=n_layers,
+            cross_layer=cross,
+            hook_in="in",
+            hook_out="out",
+        )
 
-    per_layer = {"ours_set_per_layer": _ours_step(set_cfg(False), tc, cat[0], args.device),
-                 "ours_set_cross_layer": _ours_step(set_cfg(True), tc, cat[0], args.device)}
+    per_layer = {
+        "ours_set_per_layer": _ours_step(set_cfg(False), tc, cat[0], args.device),
+        "ours_set_cross_layer": _ours_step(set_cfg(True), tc, cat[0], args.device),
+    }
     separate = [
-        _ours_step(SAEConfig("topk", d_in=d, d_sae=n, k=k, hook_in=HOOK_IN.format(l=l), hook_out=HOOK_OUT.format(l=l)),
-                   tc, (pool[0][HOOK_IN.format(l=l)], pool[0][HOOK_OUT.format(l=l)]), args.device)
-        for l in range(n_layers)
+        _ours_step(
+            SAEConfig(
+                "topk", d_in=d, d_sae=n, k=k, hook_in=HOOK_IN.format(l=lyr), hook_out=HOOK_OUT.format(l=lyr)
+            ),
+            tc,
+            (pool[0][HOOK_IN.format(l=lyr)], pool[0][HOOK_OUT.format(l=lyr)]),
+            args.device,
+        )
+        for lyr in range(n_layers)
     ]
     contenders: dict[str, Callable[[int], None]] = {
         name: (lambda i, s=step: s(*cat[i % len(cat)])) for name, step in per_layer.items()
     }
     contenders["ours_separate"] = lambda i: [
-        s(pool[i % len(pool)][HOOK_IN.format(l=l)], pool[i % len(pool)][HOOK_OUT.format(l=l)]) for l, s in enumerate(separate)
+        s(pool[i % len(pool)][HOOK_IN.format(l=lyr)], pool[i % len(pool)][HOOK_OUT.format(l=lyr)])
+        for lyr, s in enumerate(separate)
     ]
     try:
         lens = [_saelens_step(d, n, k, args.train_batch, args.device) for _ in range(n_layers)]
         contenders["saelens_separate"] = lambda i: [
-            s(pool[i % len(pool)][HOOK_IN.format(l=l)], None) for l, s in enumerate(lens)
+            s(pool[i % len(pool)][HOOK_IN.format(l=lyr)], None) for lyr, s in enumerate(lens)
         ]
     except ImportError:
         pass
     samples: dict[str, list[float]] = {name: [] for name in contenders}
-    for name, fn in contenders.items():
+    for fn in contenders.values():
         fn(0)  # warm-up
     for r in range(args.repeats):
         for name, fn in contenders.items():
-            samples[name].append(_timed(lambda fn=fn, r=r: [fn(r * args.inner + j) for j in range(args.inner)], args.device) / args.inner)
+            samples[name].append(
+                _timed(lambda fn=fn, r=r: [fn(r * args.inner + j) for j in range(args.inner)], args.device)
+                / args.inner
+            )
     tps = {name: args.train_batch / statistics.median(s) for name, s in samples.items()}
     ratios = {
         f"ours_set_per_layer_vs_{other}": statistics.median(
             b / a for a, b in zip(samples["ours_set_per_layer"], samples[other], strict=True)
         )
-        for other in samples if other != "ours_set_per_layer"
+        for other in samples
+        if other != "ours_set_per_layer"
     }
-    return {"n_layers": n_layers, "d_model": d, "features_per_layer": n, "k_per_layer": k,
-            "batch": args.train_batch, "tokens_per_second": tps, "speedup_median_of_round_ratios": ratios}
+    return {
+        "n_layers": n_layers,
+        "d_model": d,
+        "features_per_layer": n,
+        "k_per_layer": k,
+        "batch": args.train_batch,
+        "tokens_per_second": tps,
+        "speedup_median_of_round_ratios": ratios,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="shakespeare-tiny")
-    parser.add_argument("--transcoders", default=None, help="transcoder-set folder (default: train a small one)")
+    parser.add_argument(
+        "--transcoders", default=None, help="transcoder-set folder (default: train a small one)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--prompt-len", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=64, help="targets per backward pass")
@@ -187,14 +236,25 @@ def main() -> None:
         tset = TranscoderSet.load(args.transcoders, device=args.device)
     else:
         tc = TrainConfig(lr=3e-3, batch_size=256, total_tokens=40_000, progress=False)
-        tset = train_transcoder_set(model, interp.data.shakespeare(), k=args.k, expansion=args.expansion,
-                                    tokens=40_000, train_cfg=tc, device=args.device).to(args.device)
+        tset = train_transcoder_set(
+            model,
+            interp.data.shakespeare(),
+            k=args.k,
+            expansion=args.expansion,
+            tokens=40_000,
+            train_cfg=tc,
+            device=args.device,
+        ).to(args.device)
     results = {
         "graph": graph_timing(model, tset, args),
         "training": training_throughput(model, args),
         "environment": {
-            "device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "machine": platform.machine(), "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+            "device": args.device,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "machine": platform.machine(),
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
         },
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
     }

@@ -25,7 +25,6 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from saes.architectures.base import SparseAutoencoder
 from saes.architectures.jumprelu import JumpReLUSAE
 from saes.architectures.topk import TopKSAE
 

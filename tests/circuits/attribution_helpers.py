@@ -13,11 +13,20 @@ from saes.transcoder_set import HOOK_IN, HOOK_OUT, TranscoderSet, train_transcod
 PROMPT = "To be, or not to be, that is the question"
 
 
-def trained_set(model: interp.HookedModel, arch: str, cross_layer: bool, tokens: int = 30_000) -> TranscoderSet:
+def trained_set(
+    model: interp.HookedModel, arch: str, cross_layer: bool, tokens: int = 15_000
+) -> TranscoderSet:
     tc = TrainConfig(lr=3e-3, batch_size=256, total_tokens=tokens, progress=False)
     return train_transcoder_set(
-        model, interp.data.shakespeare(), arch=arch, cross_layer=cross_layer, k=8, expansion=2,
-        tokens=tokens, train_cfg=tc, model_name="shakespeare-tiny",
+        model,
+        interp.data.shakespeare(),
+        arch=arch,
+        cross_layer=cross_layer,
+        k=8,
+        expansion=2,
+        tokens=tokens,
+        train_cfg=tc,
+        model_name="shakespeare-tiny",
     )
 
 
@@ -34,8 +43,9 @@ def handset_model() -> interp.HookedModel:
     """A 2-layer GPT-2 whose residual dims 0..7 hold the token (one-hot), 8..11 the layer-0 features'
     outputs, and 16..23 whatever attention writes (attention is live but writes only there)."""
     torch.manual_seed(0)
-    cfg = T.GPT2Config(n_layer=2, n_embd=D_MODEL, n_head=2, vocab_size=VOCAB, n_positions=16,
-                       bos_token_id=0, eos_token_id=0)
+    cfg = T.GPT2Config(
+        n_layer=2, n_embd=D_MODEL, n_head=2, vocab_size=VOCAB, n_positions=16, bos_token_id=0, eos_token_id=0
+    )
     hf = T.GPT2LMHeadModel(cfg).eval()
     with torch.no_grad():
         hf.transformer.wte.weight.zero_()
@@ -52,9 +62,16 @@ def handset_transcoders() -> TranscoderSet:
     layer 1: feature m reads dim 8 + m, with a large bias so every one is active everywhere (the real
     MLPs are random: what they add is the error nodes' business, not the features')."""
     layers = []
-    for l, n in ((0, N_TOKEN_FEATURES), (1, N_LAYER1_FEATURES)):
-        cfg = SAEConfig("topk", d_in=D_MODEL, d_sae=n, k=1 if l == 0 else n, hook_in=HOOK_IN.format(l=l),
-                        hook_out=HOOK_OUT.format(l=l), normalize="none")
+    for lyr, n in ((0, N_TOKEN_FEATURES), (1, N_LAYER1_FEATURES)):
+        cfg = SAEConfig(
+            "topk",
+            d_in=D_MODEL,
+            d_sae=n,
+            k=1 if lyr == 0 else n,
+            hook_in=HOOK_IN.format(l=lyr),
+            hook_out=HOOK_OUT.format(l=lyr),
+            normalize="none",
+        )
         sae = build(cfg)
         with torch.no_grad():
             sae.W_enc.zero_()
@@ -62,7 +79,7 @@ def handset_transcoders() -> TranscoderSet:
             sae.b_dec.zero_()
             sae.b_enc.zero_()
             for f in range(n):
-                if l == 0:
+                if lyr == 0:
                     sae.W_enc[f, f] = 1.0
                     sae.W_dec[f, 8 + known_map(f)] = 1.0
                 else:

@@ -27,7 +27,9 @@ def model() -> interp.HookedModel:
     return interp.load("shakespeare-tiny")
 
 
-@pytest.fixture(scope="module", params=[("topk", False), ("jumprelu", True)], ids=["per_layer_topk", "clt_jumprelu"])
+@pytest.fixture(
+    scope="module", params=[("topk", False), ("jumprelu", True)], ids=["per_layer_topk", "clt_jumprelu"]
+)
 def rm(request, model) -> ReplacementModel:
     arch, cross = request.param
     tset = trained_set(model, arch, cross)
@@ -44,14 +46,14 @@ def test_replacement_reproduces_logits(rm, traced):
     snap, _ = traced
     assert (rm.replacement_logits(snap) - snap.logits).abs().max() < 1e-4
     # the errors are real: without them the logits move
-    mlp = rm.mlp_sources(snap, errors={l: torch.zeros_like(e) for l, e in snap.errors.items()})
+    mlp = rm.mlp_sources(snap, errors={lyr: torch.zeros_like(e) for lyr, e in snap.errors.items()})
     logits, _ = rm.linear_run(snap, mlp)
     assert (logits - snap.logits).abs().max() > 1e-2
 
 
 def _targets(rm, graph, mids, logits) -> torch.Tensor:
     """Every target's value in the linear model: feature pre-activations (without bias) and demeaned logits."""
-    pre = [mids[l][p] @ rm.tc.encoder_directions(l)[:, i] for l, p, i in graph.features.tolist()]
+    pre = [mids[lyr][p] @ rm.tc.encoder_directions(lyr)[:, i] for lyr, p, i in graph.features.tolist()]
     last = logits[0, -1]
     return torch.stack(pre + [last[t] - last.mean() for t in graph.logit_tokens])
 
@@ -64,24 +66,30 @@ def test_edges_equal_patching_in_the_frozen_model(rm, traced):
     rng = random.Random(0)
     checked = 0
     for col in rng.sample(range(graph.n_features), 12):  # remove one feature
-        l, p, i = graph.features[col].tolist()
+        lyr, p, i = graph.features[col].tolist()
         acts = {k: v.clone() for k, v in snap.acts.items()}
-        acts[l][p, i] = 0
+        acts[lyr][p, i] = 0
         logits, mids = rm.linear_run(snap, rm.mlp_sources(snap, acts=acts))
-        torch.testing.assert_close(base - _targets(rm, graph, mids, logits), graph.adjacency[rows, col], atol=1e-3, rtol=0)
+        torch.testing.assert_close(
+            base - _targets(rm, graph, mids, logits), graph.adjacency[rows, col], atol=1e-3, rtol=0
+        )
         checked += 1
-    for l, p in ((0, 2), (1, graph.n_pos - 1)):  # remove one error node
+    for lyr, p in ((0, 2), (1, graph.n_pos - 1)):  # remove one error node
         errors = {k: v.clone() for k, v in snap.errors.items()}
-        errors[l][p] = 0
+        errors[lyr][p] = 0
         logits, mids = rm.linear_run(snap, rm.mlp_sources(snap, errors=errors))
-        col = graph.error_index(l, p)
-        torch.testing.assert_close(base - _targets(rm, graph, mids, logits), graph.adjacency[rows, col], atol=1e-3, rtol=0)
+        col = graph.error_index(lyr, p)
+        torch.testing.assert_close(
+            base - _targets(rm, graph, mids, logits), graph.adjacency[rows, col], atol=1e-3, rtol=0
+        )
     for p in (0, 5):  # remove one token embedding
         embed = snap.embed.clone()
         embed[p] = 0
         logits, mids = rm.linear_run(snap, rm.mlp_sources(snap), embed=embed)
         col = graph.embedding_index(p)
-        torch.testing.assert_close(base - _targets(rm, graph, mids, logits), graph.adjacency[rows, col], atol=1e-3, rtol=0)
+        torch.testing.assert_close(
+            base - _targets(rm, graph, mids, logits), graph.adjacency[rows, col], atol=1e-3, rtol=0
+        )
     assert checked == 12 and graph.adjacency.abs().max() > 0.1
 
 
@@ -130,7 +138,7 @@ def test_handset_model_recovers_the_known_edges():
     tokens = torch.tensor([[3, 0, 5, 1, 7, 2, 6, 4, 3, 1]])
     graph = attribute(rm, tokens, batch_size=16)
     feats = graph.features.tolist()
-    assert sorted((p, i) for l, p, i in feats if l == 0) == [(p, int(t)) for p, t in enumerate(tokens[0])]
+    assert sorted((p, i) for lyr, p, i in feats if lyr == 0) == [(p, int(t)) for p, t in enumerate(tokens[0])]
     scores_, labels = [], []
     for t, (lt, pt, it) in enumerate(feats):
         for s, (ls, ps, is_) in enumerate(feats):

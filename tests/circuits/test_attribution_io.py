@@ -93,9 +93,19 @@ def test_other_families_reproduce_their_logits(family):
     from saes.transcoder_set import HOOK_IN, HOOK_OUT
 
     layers = [
-        build(SAEConfig("topk", d_in=d, d_sae=2 * d, k=4, hook_in=HOOK_IN.format(l=l), hook_out=HOOK_OUT.format(l=l),
-                        normalize="none"), generator=torch.Generator().manual_seed(l)).eval()
-        for l in range(n_layers)
+        build(
+            SAEConfig(
+                "topk",
+                d_in=d,
+                d_sae=2 * d,
+                k=4,
+                hook_in=HOOK_IN.format(l=lyr),
+                hook_out=HOOK_OUT.format(l=lyr),
+                normalize="none",
+            ),
+            generator=torch.Generator().manual_seed(lyr),
+        ).eval()
+        for lyr in range(n_layers)
     ]
     rm = ReplacementModel(hooked, TranscoderSet(layers=layers))
     tokens = torch.tensor([[1, 5, 9, 2, 7, 3]])
@@ -129,19 +139,31 @@ def test_intervention_agreement_on_shakespeare_tiny(traced):
 
 def test_viewer_json_has_the_fields_the_viewers_read(traced):
     rm, graph, pruned = traced
-    view = viewer_json(graph, pruned, slug="s", model_name="shakespeare-tiny", transcoders="tc", prompt=PROMPT,
-                       node_threshold=0.8, edge_threshold=0.98, graph_scores=scores(graph), transcoder_kind="per_layer")
+    view = viewer_json(
+        graph,
+        pruned,
+        slug="s",
+        model_name="shakespeare-tiny",
+        transcoders="tc",
+        prompt=PROMPT,
+        node_threshold=0.8,
+        edge_threshold=0.98,
+        graph_scores=scores(graph),
+        transcoder_kind="per_layer",
+    )
     assert set(view) == {"metadata", "qParams", "nodes", "links"}
     assert view["metadata"]["prompt_tokens"] == graph.str_tokens and view["metadata"]["schema_version"] == 1
     ids = [n["node_id"] for n in view["nodes"]]
     assert len(ids) == len(set(ids)) == int(pruned.node_mask.sum())
-    assert all(l["source"] in ids and l["target"] in ids for l in view["links"])
+    assert all(lyr["source"] in ids and lyr["target"] in ids for lyr in view["links"])
     assert len(view["links"]) == int(pruned.edge_mask.sum())
     kinds = {n["feature_type"] for n in view["nodes"]}
     assert kinds == {"cross layer transcoder", "mlp reconstruction error", "embedding", "logit"}
     logit = next(n for n in view["nodes"] if n["feature_type"] == "logit")
     assert logit["layer"] == "3" and logit["is_target_logit"] and logit["token_prob"] > 0
-    assert view["qParams"]["pinnedIds"] == [n["node_id"] for n in view["nodes"] if n["feature_type"] == "logit"]
+    assert view["qParams"]["pinnedIds"] == [
+        n["node_id"] for n in view["nodes"] if n["feature_type"] == "logit"
+    ]
     json.dumps(view)
 
 
@@ -159,19 +181,55 @@ def test_circuit_export(traced, tmp_path):
 def test_cli_attribute_and_bad_input(tset, tmp_path, capsys):
     tset.save(tmp_path / "tc")
     out = tmp_path / "out"
-    code = run(["attribute", "shakespeare-tiny", "--transcoders", str(tmp_path / "tc"), "--prompt", PROMPT,
-                "--out", str(out), "--check-top", "2", "--format", "json,dot"])
+    code = run(
+        [
+            "attribute",
+            "shakespeare-tiny",
+            "--transcoders",
+            str(tmp_path / "tc"),
+            "--prompt",
+            PROMPT,
+            "--out",
+            str(out),
+            "--check-top",
+            "2",
+            "--format",
+            "json,dot",
+        ]
+    )
     assert code == 0
     assert {p.name for p in out.iterdir()} == {"graph.json", "result.json", "circuit.json", "circuit.dot"}
     result = json.loads((out / "result.json").read_text())
     assert result["command"] == "attribute" and result["metrics"]["n_edges"] > 0
     assert result["interventions"]["n_pairs"]["logits"] > 0
     capsys.readouterr()
-    code = run(["attribute", "shakespeare-tiny", "--transcoders", str(tmp_path / "tc"), "--prompt", PROMPT,
-                "--out", str(tmp_path / "o2"), "--logits", "999999"])
+    code = run(
+        [
+            "attribute",
+            "shakespeare-tiny",
+            "--transcoders",
+            str(tmp_path / "tc"),
+            "--prompt",
+            PROMPT,
+            "--out",
+            str(tmp_path / "o2"),
+            "--logits",
+            "999999",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "not in the vocabulary" in err and "Traceback" not in err
-    code = run(["attribute", "shakespeare-tiny", "--transcoders", str(tmp_path), "--prompt", PROMPT,
-                "--out", str(tmp_path / "o3")])
+    code = run(
+        [
+            "attribute",
+            "shakespeare-tiny",
+            "--transcoders",
+            str(tmp_path),
+            "--prompt",
+            PROMPT,
+            "--out",
+            str(tmp_path / "o3"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "not a transcoder set" in err

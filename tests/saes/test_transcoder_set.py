@@ -4,6 +4,7 @@ and loading both kinds, training every layer from one activation pass, and the C
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -20,8 +21,15 @@ N_LAYERS, D, N = 3, 8, 16
 
 def _cfg(arch: str, cross: bool) -> SAEConfig:
     return SAEConfig(
-        arch, d_in=N_LAYERS * D, d_sae=N_LAYERS * N, d_out=N_LAYERS * D, k=3 * N_LAYERS if arch == "clt_topk" else None,
-        n_layers=N_LAYERS, cross_layer=cross, hook_in="blocks.*.hook_resid_mid", hook_out="blocks.*.hook_mlp_out",
+        arch,
+        d_in=N_LAYERS * D,
+        d_sae=N_LAYERS * N,
+        d_out=N_LAYERS * D,
+        k=3 * N_LAYERS if arch == "clt_topk" else None,
+        n_layers=N_LAYERS,
+        cross_layer=cross,
+        hook_in="blocks.*.hook_resid_mid",
+        hook_out="blocks.*.hook_mlp_out",
     )
 
 
@@ -66,15 +74,17 @@ def test_save_and_load(cross, tmp_path):
     tset.save(tmp_path / "set")
     back = TranscoderSet.load(tmp_path / "set")
     assert back.kind == tset.kind and back.n_layers == N_LAYERS and back.d_model == D
-    x = {l: torch.randn(7, D) for l in range(N_LAYERS)}
-    acts = {l: tset.encode(l, x[l]) for l in range(N_LAYERS)}
-    for l in range(N_LAYERS):
-        torch.testing.assert_close(back.encode(l, x[l]), acts[l])
-        torch.testing.assert_close(back.reconstruct(l, acts), tset.reconstruct(l, acts))
+    x = {lyr: torch.randn(7, D) for lyr in range(N_LAYERS)}
+    acts = {lyr: tset.encode(lyr, x[lyr]) for lyr in range(N_LAYERS)}
+    for lyr in range(N_LAYERS):
+        torch.testing.assert_close(back.encode(lyr, x[lyr]), acts[lyr])
+        torch.testing.assert_close(back.reconstruct(lyr, acts), tset.reconstruct(lyr, acts))
     if not cross:  # each layer is an ordinary SAELens-layout transcoder, and splitting changed nothing
         single = saes.load(tmp_path / "set" / "blocks.1")
-        assert single.cfg.hook_in == "blocks.1.hook_resid_mid" and single.cfg.out_hook == "blocks.1.hook_mlp_out"
-        full = clt.eval()(torch.cat([x[l] for l in range(N_LAYERS)], -1))
+        assert (
+            single.cfg.hook_in == "blocks.1.hook_resid_mid" and single.cfg.out_hook == "blocks.1.hook_mlp_out"
+        )
+        full = clt.eval()(torch.cat([x[lyr] for lyr in range(N_LAYERS)], -1))
         torch.testing.assert_close(tset.reconstruct(1, acts), full[:, D : 2 * D], atol=1e-5, rtol=1e-5)
 
 
@@ -82,8 +92,9 @@ def test_train_every_layer_from_one_pass(model, tokens_ds):
     n_layers, d = model.cfg.n_layers, model.cfg.d_model
     tc = TrainConfig(lr=3e-3, batch_size=256, total_tokens=8192, progress=False)
     for cross in (False, True):
-        tset = train_transcoder_set(model, tokens_ds, k=4, expansion=2, tokens=8192, context_len=16, train_cfg=tc,
-                                    cross_layer=cross)
+        tset = train_transcoder_set(
+            model, tokens_ds, k=4, expansion=2, tokens=8192, context_len=16, train_cfg=tc, cross_layer=cross
+        )
         assert tset.n_layers == n_layers and tset.n_features(0) == 2 * d
         assert tset.kind == ("cross_layer" if cross else "per_layer")
         x = torch.randn(5, d)
@@ -92,12 +103,46 @@ def test_train_every_layer_from_one_pass(model, tokens_ds):
 
 def test_cli_train_transcoders(tmp_path):
     out = tmp_path / "tc"
-    code = run(["sae", "train-transcoders", "shakespeare-tiny", "--out", str(out), "--tokens", "4096",
-                "--batch-size", "256", "--k", "4", "--expansion", "1", "--json"])
+    code = run(
+        [
+            "sae",
+            "train-transcoders",
+            "shakespeare-tiny",
+            "--out",
+            str(out),
+            "--tokens",
+            "4096",
+            "--batch-size",
+            "256",
+            "--k",
+            "4",
+            "--expansion",
+            "1",
+            "--json",
+        ]
+    )
     assert code == 0
     tset = TranscoderSet.load(out)
     assert tset.kind == "per_layer" and tset.n_layers == 2 and tset.d_model == 128
     result = json.loads((out / "result.json").read_text())
     assert result["metrics"]["tokens_per_second"] > 0
-    code = run(["sae", "train-transcoders", "shakespeare-tiny", "--out", str(tmp_path / "x"), "--arch", "gated"])
+    code = run(
+        ["sae", "train-transcoders", "shakespeare-tiny", "--out", str(tmp_path / "x"), "--arch", "gated"]
+    )
     assert code == 2
+
+
+def test_per_layer_jumprelu_set_loads_in_saelens(tmp_path):
+    sae_lens = pytest.importorskip("sae_lens")
+    clt = Trainer(_cfg("clt_jumprelu", False), TrainConfig(lr=1e-2, progress=False)).fit(_batches(5))
+    tset = split_layers(clt)
+    tset.save(tmp_path / "set")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = sae_lens.SAE.load_from_disk(str(tmp_path / "set" / "blocks.2"))
+    assert type(theirs).__name__ == "JumpReLUTranscoder"
+    x = torch.randn(20, D)
+    with torch.no_grad():
+        z = tset.encode(2, x)
+        torch.testing.assert_close(theirs.encode(x), z, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(theirs.decode(z), tset.layers[2].decode(z), atol=1e-5, rtol=1e-5)
