@@ -1,5 +1,6 @@
-"""SAE training across ranks: peak memory per rank and throughput on 1, 2 and 4 ranks, data-parallel
-against hooks distributed over ranks (`saes.ParallelTrainer`), beside sparsify's published figures.
+"""SAE training across ranks: peak memory per rank and throughput on 1, 2 and 4 ranks for the three
+placements of `saes.ParallelTrainer` (data-parallel, hooks distributed over ranks, each SAE's latents
+split across ranks), beside sparsify's published figures.
 
 Each configuration is one `torchrun --standalone` job training one TopK SAE per hook on synthetic
 activations (Gaussian, generated on the device each step; no model forward). Per-rank batch is fixed
@@ -40,12 +41,13 @@ SPARSIFY_REFERENCE = {
     "data_parallel_gib_per_gpu": 9.0,
     "data_parallel_s_per_step": 0.33,
     "distributed_modules_gib_per_gpu": [1.7, 3.7],
+    "ours_comparable": "distribute_hooks is sparsify's --distribute_modules; distribute_latents has no sparsify figure",
     "note": "their step includes the model forward; ours times SAE training on synthetic activations only",
 }
 
 DEFAULTS = {  # device -> sizes; cuda matches sparsify's SmolLM2-135M set-up (d_model 576, 30 hooks)
     "cpu": dict(hooks=4, d_in=64, expansion=8, k=8, batch_per_rank=1024, steps=8, ranks="1,2"),
-    "cuda": dict(hooks=30, d_in=576, expansion=32, k=32, batch_per_rank=4096, steps=8, ranks="1,2,4"),
+    "cuda": dict(hooks=30, d_in=576, expansion=32, k=32, batch_per_rank=4096, steps=6, ranks="1,2,4"),
 }
 
 
@@ -157,7 +159,7 @@ def main() -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--backend", choices=("gloo", "nccl"), default="gloo")
     parser.add_argument("--ranks", default=None, help="comma-separated rank counts (default per device)")
-    parser.add_argument("--placements", default="data_parallel,distribute_hooks")
+    parser.add_argument("--placements", default="data_parallel,distribute_hooks,distribute_latents")
     for name in ("hooks", "d_in", "expansion", "k", "batch_per_rank", "steps"):
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=None)
     parser.add_argument("--warmup", type=int, default=2, help="steps not timed after the first")
