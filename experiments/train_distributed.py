@@ -9,9 +9,10 @@ as one process (`python`) or under `torchrun`, on one machine or many.
    `--dtype bfloat16`) and writes its share of the activation cache (`saes.parallel_store`); rerun
    the same command to resume an interrupted cache.
 2. Every rank reads its slice of each shuffled batch from the cache (`ShardReader`) and trains with
-   `saes.ParallelTrainer`: `data_parallel` (every rank holds every SAE) or `distribute_hooks` (each
-   rank owns some SAEs). Each SAE is saved by the rank that owns it (rank 0 under data parallelism),
-   and `result.json` records the peak memory of every rank.
+   `saes.ParallelTrainer`: `data_parallel` (every rank holds every SAE), `distribute_hooks` (each
+   rank owns some SAEs) or `distribute_latents` (every SAE's latents split across the ranks; TopK).
+   Rank 0 saves the SAEs (under `distribute_hooks` each rank saves its own), and `result.json`
+   records the peak memory of every rank.
 """
 
 from __future__ import annotations
@@ -42,7 +43,11 @@ def main() -> None:
     parser.add_argument("--hooks", default="blocks.*.hook_resid_post", help="glob or comma-separated names")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--cache", type=Path, default=None, help="activation cache folder (default OUT/acts)")
-    parser.add_argument("--placement", choices=("data_parallel", "distribute_hooks"), default="data_parallel")
+    parser.add_argument(
+        "--placement",
+        choices=("data_parallel", "distribute_hooks", "distribute_latents"),
+        default="data_parallel",
+    )
     parser.add_argument("--device-map", default=None, help="'auto' to spread the model over devices")
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="float32", help="model dtype")
     parser.add_argument(
@@ -86,7 +91,7 @@ def main() -> None:
     )
     trainer = saes.ParallelTrainer(cfgs, tc, dist=ctx, placement=args.placement, device=device)
     trained = trainer.fit(reader.batches())
-    if args.placement == "distribute_hooks" or ctx.is_main:
+    if args.placement == "distribute_hooks" or ctx.is_main:  # distribute_latents: every rank has them all
         for hook, sae in trained.items():
             sae.save(args.out / "saes" / hook)
     if ctx.is_main:

@@ -16,7 +16,11 @@ The same script runs with `python train.py` (one process, `DistContext()`) and w
     sae = trainer.fit(saes.distributed.shard_batches(global_batches, ctx))
 
 To train SAEs for many hooks at once, give each rank its own hooks (`hooks_for_rank`) and its own
-`ActivationStore` over them; no communication is needed.
+`ActivationStore` over them (no communication), or use `saes.ParallelTrainer`, which keeps the model
+forward data-parallel and places the SAEs by hook or splits their latents across ranks.
+
+Collectives run on `DistContext.comm_device`: the GPU under nccl, the CPU under gloo (CUDA tensors are
+staged through host memory, so several gloo ranks can share one GPU).
 """
 
 from __future__ import annotations

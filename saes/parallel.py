@@ -9,6 +9,9 @@ Two placements, one code path (with one process both are plain single-process tr
   each hook's slices are gathered, in rank order, on the rank that owns its SAE, which trains on the
   whole global batch. No gradient traffic; memory per rank: its SAEs plus a global batch of their
   hooks. Each SAE then follows exactly the single-process trajectory.
+- `distribute_latents`: every SAE's latents are split across all ranks (`saes.latent_parallel`, TopK
+  SAEs): each rank holds 1 / R of every SAE and its Adam state and gathers the global batch; `fit`
+  assembles the whole SAEs at the end.
 
     ctx = saes.distributed.init_distributed()
     cfgs = [saes.SAEConfig("topk", d_in=768, d_sae=24576, k=32, hook_in=h) for h in hooks]
@@ -34,13 +37,14 @@ from interp.errors import InterpError
 from saes.architectures import SparseAutoencoder
 from saes.config import SAEConfig, TrainConfig
 from saes.distributed import DistContext
+from saes.latent_parallel import LatentParallelTrainer
 from saes.memory import MemoryReport, per_rank
 from saes.trainer import Trainer
 
 logger = logging.getLogger(__name__)
 
-Placement = Literal["data_parallel", "distribute_hooks"]
-PLACEMENTS: tuple[str, ...] = ("data_parallel", "distribute_hooks")
+Placement = Literal["data_parallel", "distribute_hooks", "distribute_latents"]
+PLACEMENTS: tuple[str, ...] = ("data_parallel", "distribute_hooks", "distribute_latents")
 
 
 class ParallelTrainer:
@@ -79,9 +83,10 @@ class ParallelTrainer:
             cfg.hook_in: (i % self.dist.world_size if placement == "distribute_hooks" else None)
             for i, cfg in enumerate(self.cfgs)
         }
-        per_sae_dist = self.dist if placement == "data_parallel" else DistContext()
+        per_sae_dist = DistContext() if placement == "distribute_hooks" else self.dist
+        kind = LatentParallelTrainer if placement == "distribute_latents" else Trainer
         self.trainers: dict[str, Trainer] = {
-            cfg.hook_in: Trainer(cfg, self._train_cfg(cfg), dist=per_sae_dist, device=self.device)
+            cfg.hook_in: kind(cfg, self._train_cfg(cfg), dist=per_sae_dist, device=self.device)
             for cfg in self.cfgs
             if self.owner[cfg.hook_in] in (None, self.dist.rank)
         }
@@ -119,6 +124,8 @@ class ParallelTrainer:
         self.peak_memory = per_rank(self.device, self.dist)
         if self.dist.is_main:
             logger.info("peak memory per rank (GiB): %s", [round(m.peak_gib, 3) for m in self.peak_memory])
+        if self.placement == "distribute_latents":  # collective: every rank assembles every SAE
+            return {hook: trainer.sae.gather_full() for hook, trainer in self.trainers.items()}
         return {hook: trainer.sae.eval() for hook, trainer in self.trainers.items()}
 
     def _exchange(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:

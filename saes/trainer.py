@@ -201,9 +201,7 @@ class Trainer:
         self.scaler.unscale_(self.optimizer)
         if self.sae.unit_norm_decoder:
             _remove_parallel_grad(self.sae.W_dec)
-        params = [p for p in self.sae.parameters() if p.grad is not None]
-        max_norm = self.tc.grad_clip if self.tc.grad_clip is not None else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        grad_norm = self._clip_gradients()
         if not self.scaler.is_enabled():  # with float16 the scaler skips steps whose gradients overflow
             self._check_finite("gradient norm", grad_norm, terms)
         self.scaler.step(self.optimizer)
@@ -213,6 +211,12 @@ class Trainer:
                 self.sae.W_dec /= self.sae.W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-8)
         self.dist.average_buffers(self.sae)
         return terms
+
+    def _clip_gradients(self) -> Tensor:
+        """Clip the global gradient norm to `grad_clip`; returns the norm before clipping."""
+        params = [p for p in self.sae.parameters() if p.grad is not None]
+        max_norm = self.tc.grad_clip if self.tc.grad_clip is not None else math.inf
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
 
     def _after_step(self, terms: SAELoss, batch: int, bar: Any, run: Any) -> None:
         self.step += 1

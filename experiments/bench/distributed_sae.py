@@ -1,5 +1,6 @@
-"""SAE training across ranks: peak memory per rank and throughput on 1, 2 and 4 ranks, data-parallel
-against hooks distributed over ranks (`saes.ParallelTrainer`), beside sparsify's published figures.
+"""SAE training across ranks: peak memory per rank and throughput on 1, 2 and 4 ranks for the three
+placements of `saes.ParallelTrainer` (data-parallel, hooks distributed over ranks, each SAE's latents
+split across ranks), beside sparsify's published figures.
 
 Each configuration is one `torchrun --standalone` job training one TopK SAE per hook on synthetic
 activations (Gaussian, generated on the device each step; no model forward). Per-rank batch is fixed
@@ -40,12 +41,15 @@ SPARSIFY_REFERENCE = {
     "data_parallel_gib_per_gpu": 9.0,
     "data_parallel_s_per_step": 0.33,
     "distributed_modules_gib_per_gpu": [1.7, 3.7],
+    "ours_comparable": "distribute_hooks is sparsify's --distribute_modules; distribute_latents has no sparsify figure",
     "note": "their step includes the model forward; ours times SAE training on synthetic activations only",
 }
 
 DEFAULTS = {  # device -> sizes; cuda matches sparsify's SmolLM2-135M set-up (d_model 576, 30 hooks)
-    "cpu": dict(hooks=4, d_in=64, expansion=8, k=8, batch_per_rank=1024, steps=8, ranks="1,2"),
-    "cuda": dict(hooks=30, d_in=576, expansion=32, k=32, batch_per_rank=4096, steps=8, ranks="1,2,4"),
+    "cpu": dict(hooks=4, d_in=64, expansion=8, k=8, batch_per_rank=1024, steps=8, ranks="1,2", budget_s=3600),
+    "cuda": dict(
+        hooks=30, d_in=576, expansion=32, k=32, batch_per_rank=4096, steps=5, ranks="1,2,4", budget_s=210
+    ),
 }
 
 
@@ -97,7 +101,8 @@ def worker(args: argparse.Namespace) -> None:
 
 
 # ---- the driver ---------------------------------------------------------------------------------
-def run_one(args: argparse.Namespace, placement: str, ranks: int, record: Path) -> dict:
+def run_one(args: argparse.Namespace, placement: str, ranks: int, record: Path, timeout: float) -> dict:
+    """One torchrun job; a failure or a timeout is recorded (and reported) instead of ending the benchmark."""
     env = {
         **os.environ,
         "OMP_NUM_THREADS": "1",
@@ -107,15 +112,19 @@ def run_one(args: argparse.Namespace, placement: str, ranks: int, record: Path) 
     cmd += [__file__, "--worker", "--record", str(record), "--placement", placement]
     for name in ("device", "backend", "hooks", "d_in", "expansion", "k", "batch_per_rank", "steps", "warmup"):
         cmd += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"placement": placement, "ranks": ranks, "error": f"timed out after {timeout:.0f} s"}
     if proc.returncode != 0:
-        raise SystemExit(f"{placement} on {ranks} ranks failed:\n{proc.stderr[-3000:]}")
+        return {"placement": placement, "ranks": ranks, "error": proc.stderr[-2000:]}
     return json.loads(record.read_text())
 
 
 def summarise(runs: list[dict], args: argparse.Namespace) -> dict:
     table: dict[str, dict[int, dict]] = {}
-    for run in runs:
+    failed = [{k: run[k] for k in ("placement", "ranks", "error")} for run in runs if "error" in run]
+    for run in (r for r in runs if "error" not in r):
         entry = table.setdefault(run["placement"], {}).setdefault(
             run["ranks"], {"step_s": [], "peak": [], "global_batch": run["global_batch"]}
         )
@@ -147,7 +156,7 @@ def summarise(runs: list[dict], args: argparse.Namespace) -> dict:
                     "memory_measure": e["measure"],
                 }
             )
-    return {"rows": rows}
+    return {"rows": rows, "failed_or_skipped": failed}
 
 
 def main() -> None:
@@ -157,12 +166,15 @@ def main() -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--backend", choices=("gloo", "nccl"), default="gloo")
     parser.add_argument("--ranks", default=None, help="comma-separated rank counts (default per device)")
-    parser.add_argument("--placements", default="data_parallel,distribute_hooks")
+    parser.add_argument("--placements", default="data_parallel,distribute_hooks,distribute_latents")
     for name in ("hooks", "d_in", "expansion", "k", "batch_per_rank", "steps"):
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=None)
-    parser.add_argument("--warmup", type=int, default=2, help="steps not timed after the first")
+    parser.add_argument("--warmup", type=int, default=1, help="steps not timed after the first")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds over the configurations")
     parser.add_argument("--timeout", type=int, default=300, help="seconds per torchrun job")
+    parser.add_argument(
+        "--budget-s", type=float, default=None, help="stop starting jobs after this many seconds (cuda: 210)"
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--record", default=None, help=argparse.SUPPRESS)
@@ -181,16 +193,37 @@ def main() -> None:
     runs, started, load_before = [], time.time(), os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):
-            for r in ranks:  # interleaved: both placements at each rank count, every round
+            for r in ranks:  # interleaved: every placement at each rank count, every round
                 for placement in placements:
+                    left = args.budget_s - (time.time() - started)
+                    if left < 15:
+                        runs.append(
+                            {"placement": placement, "ranks": r, "error": "skipped: --budget-s spent"}
+                        )
+                        continue
                     record = Path(tmp) / f"{placement}_{r}_{round_}.json"
-                    runs.append(run_one(args, placement, r, record))
+                    runs.append(run_one(args, placement, r, record, min(args.timeout, left)))
                     last = runs[-1]
-                    print(
-                        f"{placement:17s} ranks={r} step={statistics.median(last['step_s']):.4f}s "
-                        f"peak GiB per rank={[m['peak_gib'] for m in last['peak_memory']]}",
-                        flush=True,
-                    )
+                    if "error" in last:
+                        print(f"{placement:18s} ranks={r} FAILED: {last['error'][-300:]}", flush=True)
+                    else:
+                        print(
+                            f"{placement:18s} ranks={r} step={statistics.median(last['step_s']):.4f}s "
+                            f"peak GiB per rank={[m['peak_gib'] for m in last['peak_memory']]}",
+                            flush=True,
+                        )
+                    write_result(args, runs, started, load_before)  # a partial file survives a kill
+    result = write_result(args, runs, started, load_before)
+    for row in result["rows"]:
+        print(
+            f"{row['placement']:18s} ranks={row['ranks']} {row['tokens_per_s']:12,.0f} tokens/s "
+            f"scaling x{row['scaling_ratio']:.2f}  peak GiB/rank {row['peak_gib_per_rank']} "
+            f"SAE state GiB/rank {row['sae_state_gib_per_rank']}"
+        )
+    print(f"wrote {args.out}")
+
+
+def write_result(args: argparse.Namespace, runs: list[dict], started: float, load_before: tuple) -> dict:
     from interp.io import package_versions
 
     result = {
@@ -215,13 +248,7 @@ def main() -> None:
     tmp_out = args.out.with_suffix(".tmp")
     tmp_out.write_text(json.dumps(result, indent=2))
     tmp_out.replace(args.out)
-    for row in result["rows"]:
-        print(
-            f"{row['placement']:17s} ranks={row['ranks']} {row['tokens_per_s']:12,.0f} tokens/s "
-            f"scaling x{row['scaling_ratio']:.2f}  peak GiB/rank {row['peak_gib_per_rank']} "
-            f"SAE state GiB/rank {row['sae_state_gib_per_rank']}"
-        )
-    print(f"wrote {args.out}")
+    return result
 
 
 if __name__ == "__main__":

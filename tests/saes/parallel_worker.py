@@ -43,9 +43,27 @@ def configs() -> list[saes.SAEConfig]:
     ]
 
 
+def latent_configs() -> list[saes.SAEConfig]:
+    """TopK SAEs whose latents split evenly over 1, 2 or 4 ranks."""
+    return [
+        saes.SAEConfig("topk", d_in=16, d_sae=64, k=3, hook_in="a"),
+        saes.SAEConfig("topk", d_in=16, d_sae=48, k=4, hook_in="b"),
+    ]
+
+
+def train_config(placement: str = "distribute_latents") -> saes.TrainConfig:
+    # a short dead window, so AuxK (over the dead latents of every rank) takes part. Not under data
+    # parallelism: each rank normalises AuxK by its own slice's residual energy, so its averaged
+    # gradient is not the global-batch gradient once latents die.
+    window = 10**6 if placement == "data_parallel" else 256
+    return saes.TrainConfig(
+        lr=3e-3, total_steps=STEPS, lr_decay_steps=5, progress=False, log_every=1, dead_window_tokens=window
+    )
+
+
 def train(out: Path, ctx: DistContext, placement: str) -> dict:
-    tc = saes.TrainConfig(lr=3e-3, total_steps=STEPS, lr_decay_steps=5, progress=False, log_every=1)
-    trainer = saes.ParallelTrainer(configs(), tc, dist=ctx, placement=placement)
+    cfgs = latent_configs() if placement == "distribute_latents" else configs()
+    trainer = saes.ParallelTrainer(cfgs, train_config(placement), dist=ctx, placement=placement)
     trained = trainer.fit(shard_batches(global_batches(), ctx))
     out.mkdir(parents=True, exist_ok=True)
     for hook, sae in trained.items():

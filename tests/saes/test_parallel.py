@@ -33,7 +33,7 @@ def two_ranks(tmp_path_factory) -> Path:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "INTERP_DIST_BACKEND": "gloo"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
-    cmd += [str(WORKER), str(out), "data_parallel,distribute_hooks"]
+    cmd += [str(WORKER), str(out), "data_parallel,distribute_hooks,distribute_latents"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
@@ -45,10 +45,11 @@ def one_process(tmp_path_factory) -> Path:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        state = _worker().train(out, DistContext(), "distribute_hooks")  # one process: owns every SAE
+        for placement in ("data_parallel", "distribute_hooks"):  # one process: owns every SAE
+            state = _worker().train(out / placement, DistContext(), placement)
+            assert state["owned"] == ["a", "b", "c"]
     finally:
         torch.set_num_threads(threads)
-    assert state["owned"] == ["a", "b", "c"]
     return out
 
 
@@ -56,10 +57,22 @@ def one_process(tmp_path_factory) -> Path:
 def test_two_gloo_ranks_equal_one_process(two_ranks, one_process, placement):
     for hook in ("a", "b", "c"):
         got = load_file(str(two_ranks / placement / f"{hook}.safetensors"))
-        want = load_file(str(one_process / f"{hook}.safetensors"))
+        want = load_file(str(one_process / placement / f"{hook}.safetensors"))
         assert got.keys() == want.keys()
         for name in want:
             torch.testing.assert_close(got[name], want[name], atol=1e-5, rtol=0, msg=f"{hook}.{name}")
+
+
+def test_latents_split_over_two_gloo_ranks_equal_one_process_trainer(two_ranks):
+    """Each SAE's latents split over 2 ranks (AuxK included) against the plain single-process Trainer."""
+    worker = _worker()
+    for cfg in worker.latent_configs():
+        batches = (b[cfg.hook_in] for b in worker.global_batches())
+        want = saes.Trainer(cfg, worker.train_config()).fit(batches).state_dict()
+        got = load_file(str(two_ranks / "distribute_latents" / f"{cfg.hook_in}.safetensors"))
+        assert got.keys() == want.keys()
+        for name in want:
+            torch.testing.assert_close(got[name], want[name], atol=1e-5, rtol=0, msg=f"{cfg.hook_in}.{name}")
 
 
 def test_distribute_hooks_deals_saes_round_robin(two_ranks):
@@ -91,3 +104,30 @@ def test_bad_multi_inputs_are_clear_errors():
         saes.ParallelTrainer([cfg], placement="everywhere")
     with pytest.raises(InterpError, match="hook"):
         saes.ParallelTrainer([cfg], saes.TrainConfig(progress=False)).fit([torch.randn(4, 8)])
+
+
+def test_latent_split_on_one_process_is_the_plain_trainer():
+    from saes.latent_parallel import LatentParallelTrainer
+
+    worker = _worker()
+    cfg = worker.latent_configs()[0]
+    want = saes.Trainer(cfg, worker.train_config()).fit(b["a"] for b in worker.global_batches())
+    trainer = LatentParallelTrainer(cfg, worker.train_config())
+    got = trainer.fit(b["a"] for b in worker.global_batches())
+    assert trainer.last_metrics["aux"] > 0  # dead latents appeared, so AuxK was part of the loss
+    for name, value in want.state_dict().items():
+        torch.testing.assert_close(got.state_dict()[name], value, atol=1e-6, rtol=0, msg=name)
+
+
+def test_latent_split_refuses_what_it_cannot_do(tmp_path):
+    from saes.latent_parallel import LatentParallelTrainer
+
+    with pytest.raises(InterpError, match="topk"):
+        LatentParallelTrainer(saes.SAEConfig("relu", d_in=8, d_sae=16))
+    with pytest.raises(InterpError, match="evenly"):
+        LatentParallelTrainer(
+            saes.SAEConfig("topk", d_in=8, d_sae=15, k=2), dist=DistContext(rank=0, world_size=2)
+        )
+    with pytest.raises(InterpError, match="checkpoint"):
+        tc = saes.TrainConfig(checkpoint_dir=str(tmp_path))
+        LatentParallelTrainer(saes.SAEConfig("topk", d_in=8, d_sae=16, k=2), tc)
