@@ -224,3 +224,26 @@ def test_feature_circuits_run_on_other_families(family):
     for layer in (0, 1):
         site = sum(s for n, s in nodes.items() if n.kind == "feature" and n.layer == layer)
         assert site == pytest.approx(total, rel=0.05), layer
+
+
+def test_pruning_keeps_a_grouped_kv_input_read_by_a_kept_head():
+    """k/v input L0.H0.k (k/v head 0) feeds query heads L0.H0 and L0.H1; only L0.H1 reaches logits."""
+    from circuits.discovery.scores import prune_edges
+    from circuits.graph import Edge
+
+    edges = [Edge.parse(e) for e in ("embed->L0.H0.k", "embed->L0.H1.q", "L0.H1->logits", "embed->L0.H1.k")]
+    kept = {str(e) for e in prune_edges(edges, group=2)}
+    assert kept == {"embed->L0.H0.k", "embed->L0.H1.q", "L0.H1->logits"}  # L0.H1.k is k/v head 1: H2, H3
+    assert {str(e) for e in prune_edges(edges)} == {"embed->L0.H1.q", "L0.H1->logits", "embed->L0.H1.k"}
+
+
+def test_default_selection_on_the_llama_ground_truth_model_is_faithful():
+    """greater-than-llama-siit (4 query heads sharing 2 k/v heads): the circuit `interp circuit`
+    exports keeps the k/v input of L0.H1's group, so it carries the whole behaviour."""
+    from circuits.discovery import benchmark
+
+    result = benchmark.selection_faithfulness(
+        "greater-than-llama-siit", {"eap": {}, "acdc": {}, "node": {}}, n=16
+    )
+    for method, row in result.items():
+        assert row["faithfulness"] == pytest.approx(1.0, abs=0.05), method
