@@ -16,7 +16,7 @@ from circuits.graph import Node
 from tests import tiny_models
 
 UNWIRED = {"bert"}  # post-norm encoder: refused (test at the end)
-FLOAT32_ONLY = {"mixtral"}  # torch's grouped expert matmul has no float64 kernel
+FLOAT32_ONLY = {"mixtral"}  # torch's grouped expert matmul has no float64 kernel (tested in float32 below)
 FAMILIES = [f for f in tiny_models.ALL_FAMILIES if f not in UNWIRED | FLOAT32_ONLY]
 """Every family the hook layer supports, including those the adapter tables added after GPT-2, GPT-NeoX
 and Llama (OPT, GPT-J, Falcon, Phi, BLOOM, Granite with multipliers, OLMo 2 with post-norms, ...)."""
@@ -247,3 +247,21 @@ def test_default_selection_on_the_llama_ground_truth_model_is_faithful():
     )
     for method, row in result.items():
         assert row["faithfulness"] == pytest.approx(1.0, abs=0.05), method
+
+
+def test_mixture_of_experts_in_float32():
+    """Mixtral (router + experts as the MLP source; no float64 expert kernel): EAP against the
+    per-edge derivative of the patched metric, and all edges patched = the corrupted run."""
+    model = interp.HookedModel(tiny_models.make("mixtral"))
+    gen = torch.Generator().manual_seed(1)
+    clean, corrupted = torch.randint(0, tiny_models.VOCAB, (2, 3, 7), generator=gen)
+    data = CircuitData(
+        clean, corrupted, metric=lambda logits: logits[:, -1, 3].mean() - logits[:, -1, 5].mean()
+    )
+    scores = discover(model, data, "eap")
+    graph = scores.graph
+    alt = forward(model, graph, corrupted, record=True).sources
+    reference = _patch_gradient(model, graph, data, alt, torch.zeros(len(graph.edges)))
+    torch.testing.assert_close(scores.scores, reference, atol=1e-4, rtol=0)
+    patched = forward(model, graph, clean, alt=alt, patch=graph.dense(torch.ones(len(graph.edges)))).logits
+    torch.testing.assert_close(patched, model(corrupted), atol=1e-5, rtol=0)
