@@ -20,6 +20,7 @@ output projection or a post-norm.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -69,8 +70,19 @@ class Wiring:
         return self.model.weight("W_O", layer)
 
 
+_CACHE: weakref.WeakKeyDictionary[HookedModel, Wiring] = weakref.WeakKeyDictionary()
+
+
 def describe(model: HookedModel) -> Wiring:
-    """The `Wiring` of `model` (an `UnwiredFamilyError` naming the family when it cannot be wired)."""
+    """The `Wiring` of `model` (an `UnwiredFamilyError` naming the family when it cannot be wired);
+    built once per model (it holds modules, not weights, which are read per forward)."""
+    wiring = _CACHE.get(model)
+    if wiring is None:
+        wiring = _CACHE[model] = _describe(model)
+    return wiring
+
+
+def _describe(model: HookedModel) -> Wiring:
     cfg = model.cfg
     family = cfg.family
     try:

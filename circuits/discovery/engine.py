@@ -114,6 +114,7 @@ class _Forward:
         embed: Tensor | None,
     ):
         self.model, self.graph, self.arch = model, graph, describe(model)
+        self._weights_cache: dict[tuple, Tensor] = {}  # read once per forward
         self.alt, self.patch, self.probe, self.embed = alt, patch, probe, embed
         arch: Wiring = self.arch
         if (arch.n_heads, arch.n_kv_heads) != (graph.n_heads, graph.n_kv_heads) or (
@@ -131,6 +132,15 @@ class _Forward:
         self.readers: list[tuple[int, Callable[[list[Tensor]], Tensor]]] = []  # (first destination, reader)
 
     # -- the pieces ---------------------------------------------------------------------------------
+    def weight(self, kind: str, layer: int, part: int = 0) -> Tensor:
+        """W_qkv [heads, d_model, d_head], b_qkv [heads, d_head] or W_O [head, d_head, d_model] of a
+        block, looked up once per forward."""
+        key = (kind, layer, part)
+        if key not in self._weights_cache:
+            fn = {"w": self.arch.w_qkv, "b": self.arch.b_qkv}.get(kind)
+            self._weights_cache[key] = self.arch.w_o(layer) if kind == "o" else fn(layer, part)
+        return self._weights_cache[key]
+
     def sources(self, n: int) -> Tensor:
         return torch.cat(self.chunks)[:n]  # [n, batch, pos, d_model]
 
@@ -180,7 +190,7 @@ class _Forward:
         arch, graph = self.arch, self.graph
         g = [grads[i] for i in self.qkv_probes[layer]]
         parts = [  # per part: [heads, batch, pos, d_model]
-            torch.einsum("bphe,hde->hbpd", g[part], arch.w_qkv(layer, part).to(g[part].dtype))
+            torch.einsum("bphe,hde->hbpd", g[part], self.weight("w", layer, part).to(g[part].dtype))
             for part in range(3)
         ]
         normed = torch.cat(parts) if graph.separate_qkv else parts[0] + parts[1] + parts[2]
@@ -220,16 +230,16 @@ class _Forward:
                 else:
                     split = (normed,) * 3
                 self.head_inputs[layer] = split  # type: ignore[assignment]
-            w = arch.w_qkv(layer, part)  # [heads, d_model, d_head]
+            w = self.weight("w", layer, part)  # [heads, d_model, d_head]
             x_part = self.head_inputs[layer][part]  # [batch, pos, heads, d_model]
             out = torch.einsum("bphd,hde->bphe", x_part, w.to(x_part.dtype))
-            return out + arch.b_qkv(layer, part).to(out.dtype)
+            return out + self.weight("b", layer, part).to(out.dtype)
 
         return hook
 
     def head_out(self, layer: int) -> Callable[[Tensor, str], None]:
         def hook(z: Tensor, name: str) -> None:  # z [batch, pos, head, d_head]
-            w_o = self.arch.w_o(layer)  # [head, d_head, d_model]
+            w_o = self.weight("o", layer)  # [head, d_head, d_model]
             self.head_chunk[layer] = len(self.chunks)
             out = torch.einsum("bphe,hed->hbpd", z, w_o.to(z.dtype))
             self.chunks.append(out if self.arch.attn_scale == 1.0 else out * self.arch.attn_scale)
