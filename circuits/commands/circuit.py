@@ -24,7 +24,11 @@ def register(app: typer.Typer) -> None:
         task: str = typer.Option(
             ..., "--task", help="Task (ioi, induction, greater_than, hierarchical_equality, facts)."
         ),
-        method: str = typer.Option("eap", "--method", help="acdc, eap, eap-ig, node or features."),
+        method: str = typer.Option(
+            "eap-ig",
+            "--method",
+            help="acdc, eap, eap-ig, node or features (default eap-ig: the most faithful circuits on the zoo).",
+        ),
         out: Path = typer.Option(..., "--out", help="Folder to write result.json and the circuit files to."),
         formats: str = typer.Option(
             "json,dot,svg", "--format", help="Comma-separated: json, dot, svg, pdf, png, graphml, tikz."

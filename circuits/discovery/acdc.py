@@ -31,6 +31,7 @@ from circuits.discovery.compgraph import ComputationalGraph
 from circuits.discovery.data import CircuitData, ablate, ablated_logits, as_data, check_ablation, check_metric
 from circuits.discovery.engine import forward
 from circuits.discovery.scores import EdgeScores
+from circuits.graph import Node
 from interp import HookedModel
 from interp.errors import InterpError
 
@@ -100,8 +101,7 @@ def acdc(model: HookedModel, data: object, config: ACDCConfig = ACDCConfig()) ->
     effect = torch.zeros(len(graph.dests), len(graph.sources))
     n_runs = 0
     for d in reversed(range(len(graph.dests))):
-        node = graph.dests[d].node
-        if node.kind != "logits" and _orphan(graph, patch, graph.source_index(node)):
+        if _dest_orphaned(graph, patch, d):
             patch[d, : graph.n_upstream[d]] = 1.0
             continue
         for s in reversed(range(graph.n_upstream[d])):
@@ -130,6 +130,19 @@ def acdc(model: HookedModel, data: object, config: ACDCConfig = ACDCConfig()) ->
         "task": data.name,
     }
     return EdgeScores(graph, effect[graph.edge_dst, graph.edge_src], "acdc", metadata=meta)
+
+
+def _dest_orphaned(graph: ComputationalGraph, patch: Tensor, d: int) -> bool:
+    """True when destination d feeds only components none of whose outgoing edges survive (under
+    grouped-query attention a k/v input feeds every head of its group)."""
+    dest = graph.dests[d]
+    if dest.node.kind == "logits":
+        return False
+    if dest.qkv in ("k", "v") and graph.n_kv_heads != graph.n_heads:
+        group = graph.n_heads // graph.n_kv_heads
+        heads = [Node.attn_head(dest.node.layer, dest.node.head * group + i) for i in range(group)]
+        return all(_orphan(graph, patch, graph.source_index(h)) for h in heads)
+    return _orphan(graph, patch, graph.source_index(dest.node))
 
 
 def _orphan(graph: ComputationalGraph, patch: Tensor, source: int) -> bool:

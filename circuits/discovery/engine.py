@@ -12,20 +12,21 @@ dMetric/dinput_d (what EAP needs). Nothing else in the model changes: the residu
 keeps its value, only the reads differ.
 
 The modules and weights behind the hook points come from `architecture.describe(model)`, which
-reads the model's adapter; the same code serves every wired family:
+reads the model's adapter (`model.arch`, `model.weight`); the same code serves every wired family:
   1. `blocks.{l}.hook_resid_pre` records the block input (for l = 0 also the `embed` source, which
      `embed=` may replace, e.g. for integrated gradients along interpolated inputs);
   2. in a block whose heads are patched, `attn.hook_q/k/v` are recomputed per head from per-head
      inputs [batch, pos, head, d_model]: the attention norm, then that head's slice of the q/k/v
      weights (grouped-query k/v inputs are per k/v head). What follows (q/k norms, rotary, the
      attention itself) is the model's own code. An unpatched block runs as is;
-  3. `attn.hook_z` through each head's slice of the output projection gives the head outputs; when
-     a post-sublayer norm follows the projection, each head's output is scaled by that norm's
-     factor in this run (`architecture.post_scale`), so head outputs add up to what joins the stream;
+  3. `attn.hook_z` through each head's slice of the output projection (times the residual
+     multiplier) gives the head outputs; when a post-sublayer norm follows the projection, each
+     head's output is scaled by that norm's factor in this run (`architecture.post_scale`), so head
+     outputs add up to what joins the stream;
   4. pre-hooks on the MLP's input norm and on the final norm rewrite the MLP's and the logits'
      input (the residual stream is untouched; with a parallel residual the MLP's input norm reads
-     the block input, and the MLP does not read its own block's heads); `hook_mlp_out` is the MLP
-     source.
+     the block input, and the MLP does not read its own block's heads; an MLP sharing the attention
+     norm gets that norm of its own read); `hook_mlp_out` is the MLP source.
 A probed block that is not rewired keeps the model's own q, k, v, adds a zero probe to each, and
 turns their gradients into input gradients: dMetric/dinput_h = vjp of the attention norm at the
 block input applied to W_q,h g_q,h (+ the k and v terms), a little elementwise work instead of a
@@ -45,7 +46,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from circuits.discovery.architecture import Architecture, describe, post_scale
+from circuits.discovery.architecture import Wiring, describe, post_scale
 from circuits.discovery.compgraph import ComputationalGraph
 from interp import HookedModel
 from interp.errors import InterpError
@@ -113,8 +114,9 @@ class _Forward:
         embed: Tensor | None,
     ):
         self.model, self.graph, self.arch = model, graph, describe(model)
+        self._weights_cache: dict[tuple, Tensor] = {}  # read once per forward
         self.alt, self.patch, self.probe, self.embed = alt, patch, probe, embed
-        arch: Architecture = self.arch
+        arch: Wiring = self.arch
         if (arch.n_heads, arch.n_kv_heads) != (graph.n_heads, graph.n_kv_heads) or (
             arch.parallel_residual != graph.parallel_residual
         ):
@@ -127,9 +129,18 @@ class _Forward:
         self.qkv_probes: dict[int, list[int]] = {}  # unrewired probed block -> indices of its q/k/v probes
         self.head_chunk: dict[int, int] = {}  # block -> index of its head outputs in `chunks`
         self.probes: list[Tensor] = []
-        self.readers: list[Callable[[list[Tensor]], Tensor]] = []
+        self.readers: list[tuple[int, Callable[[list[Tensor]], Tensor]]] = []  # (first destination, reader)
 
     # -- the pieces ---------------------------------------------------------------------------------
+    def weight(self, kind: str, layer: int, part: int = 0) -> Tensor:
+        """W_qkv [heads, d_model, d_head], b_qkv [heads, d_head] or W_O [head, d_head, d_model] of a
+        block, looked up once per forward."""
+        key = (kind, layer, part)
+        if key not in self._weights_cache:
+            fn = {"w": self.arch.w_qkv, "b": self.arch.b_qkv}.get(kind)
+            self._weights_cache[key] = self.arch.w_o(layer) if kind == "o" else fn(layer, part)
+        return self._weights_cache[key]
+
     def sources(self, n: int) -> Tensor:
         return torch.cat(self.chunks)[:n]  # [n, batch, pos, d_model]
 
@@ -167,7 +178,9 @@ class _Forward:
         if self.probe:
             out = out + self._add_probe(out)
             index = len(self.probes) - 1
-            self.readers.append(lambda grads: grads[index].movedim(2, 0))  # [b,p,n,d] -> [n,b,p,d]
+            self.readers.append(
+                (dests.start, lambda grads: grads[index].movedim(2, 0))
+            )  # [b,p,n,d] -> [n,b,p,d]
         return out
 
     @torch.no_grad()  # a result, not part of any graph (torch.func.vjp still differentiates the norm)
@@ -177,7 +190,7 @@ class _Forward:
         arch, graph = self.arch, self.graph
         g = [grads[i] for i in self.qkv_probes[layer]]
         parts = [  # per part: [heads, batch, pos, d_model]
-            torch.einsum("bphe,hde->hbpd", g[part], arch.w_qkv(layer, part).to(g[part].dtype))
+            torch.einsum("bphe,hde->hbpd", g[part], self.weight("w", layer, part).to(g[part].dtype))
             for part in range(3)
         ]
         normed = torch.cat(parts) if graph.separate_qkv else parts[0] + parts[1] + parts[2]
@@ -207,7 +220,7 @@ class _Forward:
                         return None  # nothing rewired in this block: the model's own q, k, v
                     self.qkv_probes.setdefault(layer, []).append(len(self.probes))
                     if part == 2:
-                        self.readers.append(lambda grads: self.head_grads(layer, grads))
+                        self.readers.append((dests.start, lambda grads: self.head_grads(layer, grads)))
                     return value + self._add_probe(value)
                 x = self._rewire(self.resid[layer], dests)  # [batch, pos, n_dests, d_model]
                 normed = arch.attn_norms[layer](x)
@@ -217,19 +230,19 @@ class _Forward:
                 else:
                     split = (normed,) * 3
                 self.head_inputs[layer] = split  # type: ignore[assignment]
-            w = arch.w_qkv(layer, part)  # [heads, d_model, d_head]
+            w = self.weight("w", layer, part)  # [heads, d_model, d_head]
             x_part = self.head_inputs[layer][part]  # [batch, pos, heads, d_model]
             out = torch.einsum("bphd,hde->bphe", x_part, w.to(x_part.dtype))
-            b = arch.b_qkv(layer, part)
-            return out if b is None else out + b
+            return out + self.weight("b", layer, part).to(out.dtype)
 
         return hook
 
     def head_out(self, layer: int) -> Callable[[Tensor, str], None]:
         def hook(z: Tensor, name: str) -> None:  # z [batch, pos, head, d_head]
-            w_o = self.arch.w_o(layer)  # [head, d_head, d_model]
+            w_o = self.weight("o", layer)  # [head, d_head, d_model]
             self.head_chunk[layer] = len(self.chunks)
-            self.chunks.append(torch.einsum("bphe,hed->hbpd", z, w_o.to(z.dtype)))
+            out = torch.einsum("bphe,hed->hbpd", z, w_o.to(z.dtype))
+            self.chunks.append(out if self.arch.attn_scale == 1.0 else out * self.arch.attn_scale)
 
         return hook
 
@@ -252,7 +265,22 @@ class _Forward:
         def hook(x: Tensor) -> Tensor:
             if not self.probe and self._weights(slice(dest, dest + 1)) is None:
                 return x
-            return self._rewire(x, slice(dest, dest + 1))[:, :, 0]
+            flat = x.ndim == 2  # some models (OPT) flatten [batch * pos, d_model] around the MLP
+            x3 = x.unflatten(0, self.resid[0].shape[:2]) if flat else x
+            out = self._rewire(x3, slice(dest, dest + 1))[:, :, 0]
+            return out.flatten(0, 1) if flat else out
+
+        return hook
+
+    def reads_normed(self, dest: int, layer: int) -> Callable[[Tensor], Tensor]:
+        """Pre-hook on an MLP that reads the attention norm's output (parallel blocks sharing it):
+        its input becomes the attention norm of its own rewired read of the block input."""
+
+        def hook(x: Tensor) -> Tensor:
+            if not self.probe and self._weights(slice(dest, dest + 1)) is None:
+                return x
+            read = self._rewire(self.resid[layer], slice(dest, dest + 1))[:, :, 0]
+            return self.arch.attn_norms[layer](read)
 
         return hook
 
@@ -298,20 +326,14 @@ def forward(
             hooks[f"{prefix}.hook_mlp_out"] = state.mlp_out
             if arch.post_attn[layer] is not None:
                 post.append((arch.post_attn[layer], state.post_attn(layer)))
-        pre.append((arch.mlp_norms[layer], state.reads(graph.mlp_dest(layer))))
+        dest = graph.mlp_dest(layer)
+        read = state.reads_normed(dest, layer) if arch.mlp_shares_attn_norm else state.reads(dest)
+        pre.append((arch.mlp_reads[layer], read))
     pre.append((arch.final_norm, state.reads(graph.logits_dest)))
     with model.hooks(hooks), _pre_hooks(pre, post):
         logits = model(tokens)
-    if probe:  # readers run in destination order: per block heads then MLP, then logits
-        state.readers = _in_dest_order(state, graph)
+    readers = [reader for _, reader in sorted(state.readers, key=lambda r: r[0])] if probe else []
+    if probe and len(readers) != 2 * graph.n_layers + 1:
+        raise InterpError(f"probed {len(readers)} destination groups, expected {2 * graph.n_layers + 1}")
     out_sources = torch.cat(state.chunks) if record else None
-    return EdgeRun(logits, out_sources, state.probes, state.readers)
-
-
-def _in_dest_order(state: _Forward, graph: ComputationalGraph) -> list[Callable[[list[Tensor]], Tensor]]:
-    """The readers were appended in hook order, which is destination order (heads of block l, its
-    MLP, ..., logits) for both sequential and parallel blocks; checked here."""
-    expected = 2 * graph.n_layers + 1
-    if len(state.readers) != expected:
-        raise InterpError(f"probed {len(state.readers)} destination groups, expected {expected}")
-    return state.readers
+    return EdgeRun(logits, out_sources, state.probes, readers)

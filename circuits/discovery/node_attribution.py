@@ -26,7 +26,7 @@ from circuits.discovery import attribution
 from circuits.discovery.compgraph import ComputationalGraph
 from circuits.discovery.data import as_data, check_ablation
 from circuits.discovery.scores import EdgeScores
-from circuits.graph import Node
+from circuits.graph import Edge, Node
 from interp import HookedModel
 from interp.errors import InterpError
 
@@ -57,7 +57,14 @@ def node_attribution(
     nodes = dict(zip(graph.sources, per_source.tolist(), strict=True))
     weight = {n: abs(s) for n, s in nodes.items()}
     weight[Node.embed()] = weight[Node.logits()] = 2 * max(weight.values()) + 1  # always in a circuit
-    edges = torch.tensor([min(weight[e.src], weight[e.dst]) for e in graph.edges])
+    group = graph.n_heads // graph.n_kv_heads
+
+    def reader_weight(e: Edge) -> float:  # a grouped-query k/v input feeds every head of its group
+        if group > 1 and e.qkv in ("k", "v"):
+            return max(weight[Node.attn_head(e.dst.layer, e.dst.head * group + i)] for i in range(group))
+        return weight[e.dst]
+
+    edges = torch.tensor([min(weight[e.src], reader_weight(e)) for e in graph.edges])
     meta = {
         "clean_metric": g.clean_metric,
         "ablated_metric": g.ablated_metric,

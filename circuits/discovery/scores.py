@@ -116,13 +116,13 @@ class EdgeScores:
         """The edges of the circuit (see `to_circuit`) and how they were chosen."""
         keep = self.selected(top_n, threshold)
         edges = [e for e, k in zip(self.graph.edges, keep.tolist(), strict=True) if k]
-        kept = prune_edges(edges) if prune else edges
+        kept = prune_edges(edges, self._group()) if prune else edges
         requested = top_n if top_n is not None else len(edges)
         note = ""
         explicit = threshold is not None or (top_n is None and "circuit_mask" in self.metadata)
         if not kept and prune and not explicit and len(self.graph.edges):
             k = self._smallest_connected_top(max(requested, 1))
-            kept = prune_edges([self.graph.edges[i] for i in self.order()[:k].tolist()])
+            kept = prune_edges([self.graph.edges[i] for i in self.order()[:k].tolist()], self._group())
             note = (
                 f"the top {requested} edges hold no embed-to-logits path; widened to the top {k} "
                 f"(the fewest top-ranked edges that connect embed to logits)"
@@ -137,6 +137,11 @@ class EdgeScores:
             logger.warning("%s: %s", self.method, note)
         return Selection(tuple(kept), top_n, threshold, len(edges), note, explicit)
 
+    def _group(self) -> int:
+        """Query heads per key/value head of the graph (1 without grouped-query attention)."""
+        n_kv = getattr(self.graph, "n_kv_heads", None)
+        return self.graph.n_heads // n_kv if n_kv else 1
+
     def _smallest_connected_top(self, start: int) -> int:
         """The least k >= start whose top-k edges keep an edge after pruning (monotone in k: more
         edges only add paths), by doubling then bisection."""
@@ -144,7 +149,7 @@ class EdgeScores:
         edges = self.graph.edges
 
         def connected(k: int) -> bool:
-            return bool(prune_edges([edges[i] for i in order[:k]]))
+            return bool(prune_edges([edges[i] for i in order[:k]], self._group()))
 
         low, high = start, start
         while high < len(order) and not connected(high):
@@ -218,9 +223,17 @@ class Selection:
         }
 
 
-def prune_edges(edges: list[Edge]) -> list[Edge]:
+def prune_edges(edges: list[Edge], group: int = 1) -> list[Edge]:
     """Keep edges whose destination reaches `logits` and whose source is `embed`, an SAE node, or a
-    component that itself receives a kept edge (to a fixed point)."""
+    component that itself receives a kept edge (to a fixed point). Under grouped-query attention
+    (`group` query heads per key/value head) a k/v edge into `L{l}.H{j}` feeds heads j*group ..
+    j*group + group - 1: it reaches `logits` when one of them does, and feeds each of them."""
+
+    def readers(e: Edge) -> list[Node]:
+        if group > 1 and e.qkv in ("k", "v"):
+            return [Node.attn_head(e.dst.layer, e.dst.head * group + i) for i in range(group)]
+        return [e.dst]
+
     edges = list(edges)
     while True:
         reaches = {Node.logits()}
@@ -228,11 +241,15 @@ def prune_edges(edges: list[Edge]) -> list[Edge]:
         while changed:
             changed = False
             for e in edges:
-                if e.dst in reaches and e.src not in reaches:
+                if e.src not in reaches and any(r in reaches for r in readers(e)):
                     reaches.add(e.src)
                     changed = True
-        fed = {e.dst for e in edges}
-        kept = [e for e in edges if e.dst in reaches and (e.src.kind not in ("head", "mlp") or e.src in fed)]
+        fed = {r for e in edges for r in readers(e)}
+        kept = [
+            e
+            for e in edges
+            if any(r in reaches for r in readers(e)) and (e.src.kind not in ("head", "mlp") or e.src in fed)
+        ]
         if len(kept) == len(edges):
             return kept
         edges = kept

@@ -69,7 +69,7 @@ def test_script_writes_json_figure_and_tables(script, tmp_path):
     out = tmp_path / "bench"
     results = script.main(
         ["--models", handset.NAME, "--n", "16", "--seeds", "0", "--timing-n", "16", "--repeats", "1"]
-        + ["--ablations", "corrupted", "--out", str(out)]
+        + ["--ablations", "corrupted", "--default-models", "--out", str(out)]
     )
     saved = json.loads(out.with_suffix(".json").read_text())
     assert out.with_suffix(".png").stat().st_size > 0
@@ -80,3 +80,9 @@ def test_script_writes_json_figure_and_tables(script, tmp_path):
     assert {"python", "torch"} <= set(saved["versions"])
     row = "| handset-induction | resample (own) | 1.000 / 1.000 | 1.000 / 1.000 | 1.000 / 1.000 | 0.862 / 1.000 |"
     assert row in results["table"]
+    # the default selection of every method is the true circuit (ACDC: exactly its 5 edges)
+    selection = saved["selection_faithfulness"][handset.NAME]
+    assert selection["acdc"]["n_edges"] == 5 and not selection["eap-ig"]["widened"]
+    assert all(r["faithfulness"] == pytest.approx(1.0, abs=1e-3) for r in selection.values())
+    assert saved["default_method"]["best"] in ("acdc", "eap", "eap-ig", "node")
+    assert "| handset-induction | 1.000 (5) |" in results["table"]

@@ -154,3 +154,16 @@ def test_scores_selection_widens_only_without_a_threshold():
     )
     empty = scores.to_circuit(threshold=2.0)
     assert empty.edges == () and "the circuit is empty" in empty.metadata["selection"]["note"]
+
+
+def test_the_new_user_command_gives_a_non_empty_eap_ig_circuit(app, tmp_path):
+    """`interp circuit ioi-tiny --task ioi --out DIR` with every default: EAP-IG (the most faithful
+    method on the zoo), top 20 edges, a circuit that is not empty."""
+    out = tmp_path / "defaults"
+    result = CliRunner().invoke(app, ["circuit", "ioi-tiny", "--task", "ioi", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    payload = json.loads((out / "result.json").read_text())
+    assert payload["inputs"]["method"] == "eap-ig" == CircuitOptions(task="ioi").method
+    assert payload["metrics"]["n_edges"] > 0 and payload["metrics"]["selection"]["top_n"] == 20
+    assert payload["metrics"]["faithfulness"] > 0.3
+    assert "eap-ig: kept" in result.output and "(requested top 20: 20 edges)" in result.output

@@ -15,18 +15,12 @@ from circuits.discovery.engine import forward
 from circuits.graph import Node
 from tests import tiny_models
 
-FAMILIES = [
-    "gpt2",
-    "neox-parallel",
-    "neox-sequential",
-    "llama",
-    "gemma",
-    "gemma2",
-    "qwen3",
-    "mistral",
-    "qwen2",
-]
-POST_NORM = {"gemma2"}  # head outputs pass through a norm before joining the stream
+UNWIRED = {"bert"}  # post-norm encoder: refused (test at the end)
+FLOAT32_ONLY = {"mixtral"}  # torch's grouped expert matmul has no float64 kernel (tested in float32 below)
+FAMILIES = [f for f in tiny_models.ALL_FAMILIES if f not in UNWIRED | FLOAT32_ONLY]
+"""Every family the hook layer supports, including those the adapter tables added after GPT-2, GPT-NeoX
+and Llama (OPT, GPT-J, Falcon, Phi, BLOOM, Granite with multipliers, OLMo 2 with post-norms, ...)."""
+POST_NORM = {"gemma2", "gemma3", "olmo2"}  # head outputs pass through a norm before joining the stream
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
@@ -52,13 +46,14 @@ def _patch_gradient(model, graph, data, alt, base):
 def test_graph_shape_follows_the_architecture(tiny):
     name, model, _ = tiny
     graph = ComputationalGraph.build(model.cfg)
-    gqa = model.cfg.n_kv_heads < model.cfg.n_heads
-    assert graph.separate_qkv == gqa and graph.parallel_residual == name.endswith("parallel")
-    per_block = 4 + 2 * 2 if gqa else 4  # q heads + k/v heads (tiny configs: 4 heads, 2 k/v heads)
+    kv = model.cfg.n_kv_heads
+    gqa = kv < model.cfg.n_heads
+    assert graph.separate_qkv == gqa and graph.parallel_residual == (model.arch.residual == "parallel")
+    per_block = 4 + 2 * kv if gqa else 4  # q heads + k/v heads (tiny configs: 4 heads)
     mlp_reads = (1, 6) if graph.parallel_residual else (5, 10)
     assert len(graph.edges) == per_block * (1 + 6) + sum(mlp_reads) + 11
     assert len(set(graph.edges)) == len(graph.edges)
-    if gqa:  # an edge named without a channel: the q input of the head and the k/v inputs of its group
+    if kv == 2:  # an edge named without a channel: the q input of the head and the k/v inputs of its group
         mask = graph.mask([("L0.H3", "L1.H3")])
         chosen = {str(e) for e, m in zip(graph.edges, mask.tolist(), strict=True) if m}
         assert chosen == {"L0.H3->L1.H3.q", "L0.H3->L1.H1.k", "L0.H3->L1.H1.v"}
@@ -120,7 +115,7 @@ def test_probe_gradients_with_a_rewired_block_match_the_reference(tiny):
     graph = ComputationalGraph.build(model.cfg)
     alt = forward(model, graph, data.corrupted, record=True).sources
     suffix = ".k" if graph.separate_qkv else ""
-    base = 0.5 * graph.mask(["L0.H1->L1.H1" + suffix]).double()
+    base = 0.5 * graph.mask(["L0.H1->L1.H0" + suffix]).double()
     run = forward(model, graph, data.clean, alt=alt, patch=graph.dense(base), probe=True, record=True)
     grads = run.grads(graph, data.metric(run.logits))  # [n_dests, batch, pos, d_model]
     dense = torch.einsum("sbpd,tbpd->ts", (alt - run.sources).detach(), grads)  # [n_dests, n_sources]
@@ -162,7 +157,9 @@ def test_an_encoder_is_refused_naming_the_family():
     data = CircuitData(
         torch.zeros(2, 4, dtype=torch.long), torch.ones(2, 4, dtype=torch.long), lambda x: x.sum()
     )
-    with pytest.raises(UnwiredFamilyError, match="cannot wire the 'bert' family: BERT normalises"):
+    with pytest.raises(
+        UnwiredFamilyError, match="cannot wire the 'bert' family: it normalises the residual stream"
+    ):
         discover(model, data, "eap")
 
 
@@ -227,3 +224,44 @@ def test_feature_circuits_run_on_other_families(family):
     for layer in (0, 1):
         site = sum(s for n, s in nodes.items() if n.kind == "feature" and n.layer == layer)
         assert site == pytest.approx(total, rel=0.05), layer
+
+
+def test_pruning_keeps_a_grouped_kv_input_read_by_a_kept_head():
+    """k/v input L0.H0.k (k/v head 0) feeds query heads L0.H0 and L0.H1; only L0.H1 reaches logits."""
+    from circuits.discovery.scores import prune_edges
+    from circuits.graph import Edge
+
+    edges = [Edge.parse(e) for e in ("embed->L0.H0.k", "embed->L0.H1.q", "L0.H1->logits", "embed->L0.H1.k")]
+    kept = {str(e) for e in prune_edges(edges, group=2)}
+    assert kept == {"embed->L0.H0.k", "embed->L0.H1.q", "L0.H1->logits"}  # L0.H1.k is k/v head 1: H2, H3
+    assert {str(e) for e in prune_edges(edges)} == {"embed->L0.H1.q", "L0.H1->logits", "embed->L0.H1.k"}
+
+
+def test_default_selection_on_the_llama_ground_truth_model_is_faithful():
+    """greater-than-llama-siit (4 query heads sharing 2 k/v heads): the circuit `interp circuit`
+    exports keeps the k/v input of L0.H1's group, so it carries the whole behaviour."""
+    from circuits.discovery import benchmark
+
+    result = benchmark.selection_faithfulness(
+        "greater-than-llama-siit", {"eap": {}, "acdc": {}, "node": {}}, n=16
+    )
+    for method, row in result.items():
+        assert row["faithfulness"] == pytest.approx(1.0, abs=0.05), method
+
+
+def test_mixture_of_experts_in_float32():
+    """Mixtral (router + experts as the MLP source; no float64 expert kernel): EAP against the
+    per-edge derivative of the patched metric, and all edges patched = the corrupted run."""
+    model = interp.HookedModel(tiny_models.make("mixtral"))
+    gen = torch.Generator().manual_seed(1)
+    clean, corrupted = torch.randint(0, tiny_models.VOCAB, (2, 3, 7), generator=gen)
+    data = CircuitData(
+        clean, corrupted, metric=lambda logits: logits[:, -1, 3].mean() - logits[:, -1, 5].mean()
+    )
+    scores = discover(model, data, "eap")
+    graph = scores.graph
+    alt = forward(model, graph, corrupted, record=True).sources
+    reference = _patch_gradient(model, graph, data, alt, torch.zeros(len(graph.edges)))
+    torch.testing.assert_close(scores.scores, reference, atol=1e-4, rtol=0)
+    patched = forward(model, graph, clean, alt=alt, patch=graph.dense(torch.ones(len(graph.edges)))).logits
+    torch.testing.assert_close(patched, model(corrupted), atol=1e-5, rtol=0)
