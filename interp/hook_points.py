@@ -18,7 +18,18 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from interp.adapters.spec import DiffFromBase, Direct, Fused, Pattern, Point, Site, SumWithBase
+from interp.adapters.layouts import fused_part
+from interp.adapters.spec import (
+    DiffFromBase,
+    Direct,
+    Fused,
+    Pattern,
+    PerToken,
+    Point,
+    Scaled,
+    Site,
+    SumWithBase,
+)
 from interp.attention import PATTERN_HOOKS_ATTR, PATTERN_IMPL, register
 from interp.errors import ShapeError
 
@@ -103,28 +114,7 @@ def _heads_view(n_heads: int, d_head: int) -> tuple[Getter, Setter]:
 
 
 def _fused(point: Fused, dims: Dims) -> tuple[Getter, Setter]:
-    h, dh, i = dims.n_heads, dims.d_head, point.part
-    if point.layout == "blocked":  # [..., q | k | v]
-
-        def get(t: torch.Tensor) -> torch.Tensor:
-            return t[..., i * h * dh : (i + 1) * h * dh].unflatten(-1, (h, dh))
-
-        def set_(t: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
-            parts = list(t.split(h * dh, dim=-1))
-            parts[i] = new.flatten(-2)
-            return torch.cat(parts, dim=-1)
-
-    else:  # [..., head, (q k v) * d_head]
-
-        def get(t: torch.Tensor) -> torch.Tensor:
-            return t.view(*t.shape[:-1], h, 3 * dh)[..., i * dh : (i + 1) * dh]
-
-        def set_(t: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
-            parts = list(t.view(*t.shape[:-1], h, 3 * dh).split(dh, dim=-1))
-            parts[i] = new
-            return torch.cat(parts, dim=-1).view(t.shape)
-
-    return get, set_
+    return fused_part(point.layout, point.part, dims.n_heads, dims.n_kv_heads, dims.d_head)
 
 
 def _identity(t: torch.Tensor) -> torch.Tensor:
@@ -193,13 +183,28 @@ class Installation:
     def _accessors(self, point: Point, layer: int | None) -> tuple[Site, Getter, Setter]:
         stash = self._stash
         if isinstance(point, Direct):
+            if point.copy:
+                return point.site, torch.clone, lambda t, new: new.clone()
             if point.heads is None:
                 return point.site, _identity, _replace
             n = self._dims.n_heads if point.heads == "q" else self._dims.n_kv_heads
             return (point.site, *_heads_view(n, self._dims.d_head))
         if isinstance(point, Fused):
             return (point.site, *_fused(point, self._dims))
+        if isinstance(point, Scaled):  # the block computes `sublayer_out * multiplier`: same bits
+            f = point.factor
+            return point.site, lambda t: t * f, lambda t, new: new / f
+        if isinstance(point, PerToken):  # [batch * pos, n] <-> [batch, pos, n]
+            like = self._stashed(point.like, layer)
+            return (
+                point.site,
+                lambda t: t.view(*stash[like].shape[:-1], t.shape[-1]),
+                lambda t, new: new.reshape(t.shape),
+            )
         base = self._stashed(point.base, layer)
+        if isinstance(point, SumWithBase) and point.factor != 1.0:
+            f = point.factor
+            return point.site, lambda t: stash[base] + t * f, lambda t, new: (new - stash[base]) / f
         if isinstance(point, SumWithBase):  # value = base + site; GPT-2 adds `attn + resid`, same bits
             return point.site, lambda t: stash[base] + t, lambda t, new: new - stash[base]
         if isinstance(point, DiffFromBase):

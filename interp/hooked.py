@@ -21,13 +21,18 @@ import torch
 from torch import nn
 
 from interp.adapters import detect
-from interp.adapters.spec import Point
+from interp.adapters.paths import submodule
+from interp.adapters.selfcheck import self_check
+from interp.adapters.spec import Architecture, Point
 from interp.attention import PATTERN_HOOKS_ATTR
 from interp.batched import run_batched
 from interp.cache import ActivationCache
+from interp.compat import TLCompat
 from interp.errors import HookNameError, InterpError, closest
 from interp.hook_points import Dims, Installation, is_toolkit_hook
 from interp.interventions import Intervention
+from interp.stopping import check_stop, run_until
+from interp.weights import WeightAccess
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +42,13 @@ Inputs = str | Sequence[str] | torch.Tensor
 _MAX_MEMOISED_INSTALLATIONS = 64
 
 
-class HookedModel:
+class HookedModel(WeightAccess, TLCompat):
     """Wrap `hf_model` (a `PreTrainedModel`) and optionally its tokenizer.
 
-    `cfg` holds the dimensions (`n_layers`, `d_model`, `n_heads`, `d_head`, `d_mlp`, ...).
+    `cfg` holds the dimensions (`n_layers`, `d_model`, `n_heads`, `n_kv_heads`, `d_head`, `d_mlp`, ...),
+    `arch` what a block computes and where its weights live (`interp.adapters.spec.Architecture`);
+    weights read as `model.W_Q`, `model.weight("W_O", layer, head)` (see `interp.weights`).
+    A model matched to a family by structure only is self-checked here (one tiny forward).
     """
 
     def __init__(self, hf_model: nn.Module, tokenizer: object | None = None):
@@ -69,6 +77,8 @@ class HookedModel:
             if hasattr(getattr(m, "config", None), "_attn_implementation")
         }
         self._attention_configs = list(configs.values())
+        if self.cfg.matched == "structure":
+            self_check(self)
 
     # -- basics ------------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -87,12 +97,30 @@ class HookedModel:
         self.hf_model.to(*args, **kwargs)
         return self
 
-    def _module(self, path: str) -> nn.Module:
-        """The submodule at `path` (relative to the base model), memoised: hooks are placed on every call."""
+    @property
+    def arch(self) -> Architecture:
+        """What a block computes and where its weights live (module paths, norms, residual layout)."""
+        return self._arch_or_raise()
+
+    def module(self, path: str, layer: int | None = None) -> nn.Module:
+        """The submodule at `path`, relative to the base model (`model.base_model`); a path template
+        from `model.arch` ("layers.{l}.self_attn") takes `layer`.
+
+        >>> model.module(model.arch.attn, layer=0)     # block 0's attention module
+        """
+        if "{l}" in path:
+            n = self.cfg.n_layers
+            if not isinstance(layer, int) or not -n <= layer < n:
+                raise InterpError(f"module {path!r}: layer {layer!r} out of range (the model has {n} layers)")
+            path = path.format(l=layer % n)
+        elif layer is not None:
+            raise InterpError(f"module {path!r} is not per layer: pass no layer (or a path with {{l}})")
         module = self._modules.get(path)
         if module is None:
-            module = self._modules[path] = self.base_model.get_submodule(path)
+            module = self._modules[path] = submodule(self.base_model, path)
         return module
+
+    _module = module  # placement code calls it on every hook install
 
     def hook_names(self) -> list[str]:
         """Every canonical hook name this model has, in forward order per block."""
@@ -153,20 +181,36 @@ class HookedModel:
         return enc["input_ids"].to(self.device), None if mask is None else mask.to(self.device)
 
     def _forward(
-        self, ids: torch.Tensor, attention_mask: torch.Tensor | None, **kwargs: object
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        stop_at_layer: int | None = None,
+        **kwargs: object,
     ) -> torch.Tensor:
         if getattr(self.hf_model.config, "use_cache", None) is not None:
             kwargs.setdefault("use_cache", False)
+        if stop_at_layer is not None:
+            n_blocks = check_stop(stop_at_layer, self.cfg.n_layers)
+            call = lambda: self.hf_model(input_ids=ids, attention_mask=attention_mask, **kwargs)  # noqa: E731
+            return run_until(self.module(self.adapter.layers), n_blocks, call)
         out = self.hf_model(input_ids=ids, attention_mask=attention_mask, **kwargs)
         logits = getattr(out, "logits", None)
         return logits if logits is not None else out.last_hidden_state
 
     def __call__(
-        self, inputs: Inputs, attention_mask: torch.Tensor | None = None, **kwargs: object
+        self,
+        inputs: Inputs,
+        attention_mask: torch.Tensor | None = None,
+        stop_at_layer: int | None = None,
+        **kwargs: object,
     ) -> torch.Tensor:
-        """Logits [batch, pos, vocab] (or the last hidden state for models without an LM head)."""
+        """Logits [batch, pos, vocab] (or the last hidden state for models without an LM head).
+
+        With `stop_at_layer=L` only blocks 0..L-1 run and the result is the residual stream after
+        them [batch, pos, d_model] (`blocks.{L-1}.hook_resid_post`; negative L counts from the end).
+        """
         ids, mask = self.to_tokens(inputs, attention_mask)
-        return self._forward(ids, mask, **kwargs)
+        return self._forward(ids, mask, stop_at_layer, **kwargs)
 
     def unembed(self, resid: torch.Tensor) -> torch.Tensor:
         """Final norm then unembedding: [..., d_model] -> [..., vocab] (the logit lens)."""
@@ -175,7 +219,7 @@ class HookedModel:
         )
         if head is None or self.adapter.final_norm is None:
             raise InterpError(f"{type(self.hf_model).__name__} has no final norm + LM head to unembed with")
-        return head(self._module(self.adapter.final_norm)(resid))
+        return self.scale_logits(head(self.module(self.adapter.final_norm)(resid)))
 
     # -- hooks ---------------------------------------------------------------------------------
     def _install(
@@ -222,13 +266,15 @@ class HookedModel:
         device: str | torch.device | None = None,
         attention_mask: torch.Tensor | None = None,
         grad: bool = False,
+        stop_at_layer: int | None = None,
         **kwargs: object,
     ) -> tuple[torch.Tensor, ActivationCache]:
         """Run the model and record activations at `names` (glob, list, predicate; all by default).
 
         `positions` keeps only those positions (dim 1, or q_pos for patterns); `device` moves each
         activation there as it is recorded (e.g. "cpu" to keep GPU memory free); `grad=True` keeps
-        activations in the autograd graph.
+        activations in the autograd graph. With `stop_at_layer=L` only blocks 0..L-1 run: the first
+        result is the residual stream after them, and hooks of later blocks are absent from the cache.
         """
         store: dict[str, torch.Tensor] = {}
         chosen = self.select(names)
@@ -237,7 +283,7 @@ class HookedModel:
         installation = self._install(hooks, read_only=True)
         try:
             with torch.set_grad_enabled(grad or torch.is_grad_enabled()):
-                logits = self._forward(ids, mask, **kwargs)
+                logits = self._forward(ids, mask, stop_at_layer, **kwargs)
         finally:
             installation.remove()
         return logits, ActivationCache({n: store[n] for n in chosen if n in store}, self)

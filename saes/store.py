@@ -321,19 +321,11 @@ def last_block(model: Any, hooks: Sequence[str]) -> int | None:
 
 
 def _run_to_last_hook(model: Any, tokens: Tensor, hooks: Sequence[str]) -> Any:
-    """Record `hooks`, running the model only up to the last block they need."""
+    """Record `hooks`, running blocks only up to the last one they need (never the unembedding)."""
     last = last_block(model, hooks)
-    if last is not None and last + 1 < model.cfg.n_layers and _supports_stop(model):
-        _, cache = model.run_with_cache(tokens, names=hooks, stop_at_layer=last + 1)
-    else:
-        _, cache = model.run_with_cache(tokens, names=hooks)
+    stop = {} if last is None else {"stop_at_layer": last + 1}
+    _, cache = model.run_with_cache(tokens, names=hooks, **stop)
     return cache
-
-
-def _supports_stop(model: Any) -> bool:
-    import inspect
-
-    return "stop_at_layer" in inspect.signature(model.run_with_cache).parameters
 
 
 def _pick_column(dataset: Any, text_column: str, tokens_column: str | None) -> tuple[str, bool]:

@@ -115,7 +115,7 @@ def _check(model: Any) -> tuple[bool, str]:
         return False, "its forward takes no key-value cache"
     vocab = int(model.cfg.d_vocab)
     ids = torch.arange(6, device=model.device)[None] % vocab  # [1, 6]
-    blocks = model._module(model.adapter.layers)
+    blocks = model.module(model.adapter.layers)
     outputs: list[object] = []
     probe = blocks[0].register_forward_hook(lambda module, args, out: outputs.append(out))
     try:

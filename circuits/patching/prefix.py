@@ -197,7 +197,7 @@ def run_target(model: HookedModel, ids: Tensor, names: Sequence[str]) -> Target:
     """Run `ids` once, keeping the key-value cache and the activations at hooks `names`."""
     store: dict[str, Tensor] = {}
     outputs: list[object] = []
-    block0 = model._module(model.adapter.layers)[0]
+    block0 = model.module(model.adapter.layers)[0]
     probe = block0.register_forward_hook(lambda module, args, out: outputs.append(out))
     try:
         with torch.no_grad(), model.hooks({name: _keep(store) for name in names}):
@@ -270,7 +270,7 @@ def run_pass(
         hooks[hook] = _editor(inject if hook == inject_hook else None, rows, pos - p0, values)
     extra = {"logits_to_keep": kept - p0} if _takes_logits_to_keep(type(model.hf_model)) else {}
     device = model.device
-    blocks = model._module(model.adapter.layers)
+    blocks = model.module(model.adapter.layers)
     kv = hf_compat.cache_kwargs(type(model.hf_model), past)
     with torch.no_grad(), hf_compat.skipped(blocks, l0), model.hooks(hooks):
         out = model.hf_model(input_ids=ids[example, p0:].to(device), **kv, **extra)

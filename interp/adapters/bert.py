@@ -8,7 +8,7 @@ resid_pre + attn_out + mlp_out == resid_post holds as for pre-norm models.
 
 from __future__ import annotations
 
-from interp.adapters.spec import Adapter, DiffFromBase, Direct, Pattern, Site
+from interp.adapters.spec import Adapter, Architecture, DiffFromBase, Direct, Pattern, Proj, Site
 
 _B = "encoder.layer.{l}"
 _MID = Site(f"{_B}.attention", "out")
@@ -36,4 +36,27 @@ ADAPTER = Adapter(
         "hook_resid_post": Direct(Site(_B, "out")),
     },
     final_norm=None,
+    arch=Architecture(
+        layers="encoder.layer",
+        embed="embeddings.word_embeddings",
+        pos_embed="embeddings.position_embeddings",
+        positional="learned",
+        final_norm=None,
+        attn=f"{_B}.attention",
+        q=Proj(f"{_B}.attention.self.query"),
+        k=Proj(f"{_B}.attention.self.key"),
+        v=Proj(f"{_B}.attention.self.value"),
+        o=Proj(f"{_B}.attention.output.dense"),
+        mlp=f"{_B}.intermediate",
+        mlp_in=Proj(f"{_B}.intermediate.dense"),
+        mlp_gate=None,
+        mlp_out=Proj(f"{_B}.output.dense"),
+        attn_norm=f"{_B}.attention.output.LayerNorm",
+        mlp_norm=f"{_B}.output.LayerNorm",
+        residual="post_norm",
+    ),
 )
+
+
+def adapter(base: object, cfg: object) -> Adapter:
+    return ADAPTER

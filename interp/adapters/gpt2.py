@@ -1,33 +1,38 @@
-"""GPT-2 (GPT2Model / GPT2LMHeadModel): pre-norm, fused qkv (Conv1D), learned positions."""
+"""GPT-2 (and GPT-BigCode / StarCoder 1): pre-norm, fused qkv [q | k | v], learned positions."""
 
 from __future__ import annotations
 
-from interp.adapters.spec import Adapter, Direct, Fused, Pattern, Site, SumWithBase
+from interp.adapters.build import from_architecture
+from interp.adapters.spec import Adapter, Architecture, Proj
 
-_B = "h.{l}"
-ATTN_OUT = Site(f"{_B}.attn", "out")
+_A = "h.{l}.attn"
+_QKV = f"{_A}.c_attn"
 
-ADAPTER = Adapter(
-    family="gpt2",
+ARCH = Architecture(
     layers="h",
-    global_points={
-        "hook_embed": Direct(Site("wte", "out")),
-        "hook_pos_embed": Direct(Site("wpe", "out")),
-        "ln_final.hook_normalized": Direct(Site("ln_f", "out")),
-    },
-    block_points={
-        "hook_resid_pre": Direct(Site(_B, "in")),
-        "attn.hook_q": Fused(Site(f"{_B}.attn.c_attn", "out"), 0, "blocked"),
-        "attn.hook_k": Fused(Site(f"{_B}.attn.c_attn", "out"), 1, "blocked"),
-        "attn.hook_v": Fused(Site(f"{_B}.attn.c_attn", "out"), 2, "blocked"),
-        "attn.hook_pattern": Pattern(f"{_B}.attn"),
-        "attn.hook_z": Direct(Site(f"{_B}.attn.c_proj", "in"), heads="q"),
-        "hook_attn_out": Direct(ATTN_OUT),
-        "hook_resid_mid": SumWithBase(ATTN_OUT, base=Site(_B, "in"), read=Site(f"{_B}.ln_2", "in")),
-        "mlp.hook_pre": Direct(Site(f"{_B}.mlp.c_fc", "out")),
-        "mlp.hook_post": Direct(Site(f"{_B}.mlp.c_proj", "in")),
-        "hook_mlp_out": Direct(Site(f"{_B}.mlp", "out")),
-        "hook_resid_post": Direct(Site(_B, "out")),
-    },
+    embed="wte",
+    pos_embed="wpe",
+    positional="learned",
     final_norm="ln_f",
+    attn=_A,
+    q=Proj(_QKV, 0, "blocked"),
+    k=Proj(_QKV, 1, "blocked"),
+    v=Proj(_QKV, 2, "blocked"),
+    o=Proj(f"{_A}.c_proj"),
+    mlp="h.{l}.mlp",
+    mlp_in=Proj("h.{l}.mlp.c_fc"),
+    mlp_gate=None,
+    mlp_out=Proj("h.{l}.mlp.c_proj"),
+    attn_norm="h.{l}.ln_1",
+    mlp_norm="h.{l}.ln_2",
 )
+ADAPTER = from_architecture("gpt2", ARCH)
+
+
+def adapter(base: object, cfg: object) -> Adapter:
+    return ADAPTER
+
+
+def bigcode(base: object, cfg: object) -> Adapter:
+    """GPT-BigCode: the GPT-2 tree with nn.Linear and multi-query attention (one key/value head)."""
+    return from_architecture("gpt_bigcode", ARCH, n_kv_heads=1 if getattr(cfg, "multi_query", True) else None)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from interp.adapters.layouts import Layout
+
 IO = Literal["in", "out"]
 
 
@@ -33,19 +35,34 @@ class Direct:
 
     site: Site
     heads: Literal["q", "kv"] | None = None
+    copy: bool = False  # read a copy: the model edits this tensor in place after the hook (Falcon)
 
 
 @dataclass(frozen=True)
 class Fused:
-    """One of q, k, v from a fused projection's output.
-
-    layout "blocked": last dim is [q | k | v], each n_heads * d_head (GPT-2's c_attn).
-    layout "interleaved": last dim viewed as [head, 3 * d_head], each head holding its q, k, v (GPT-NeoX).
-    """
+    """One part (q, k, v, or gate/up) of a fused projection's output; layouts in `interp.adapters.layouts`."""
 
     site: Site
     part: int
-    layout: Literal["blocked", "interleaved"]
+    layout: Layout
+
+
+@dataclass(frozen=True)
+class Scaled:
+    """The activation is `factor * tensor at site` (what a block adds after a residual multiplier);
+    writing `new` stores `new / factor` at the site."""
+
+    site: Site
+    factor: float
+
+
+@dataclass(frozen=True)
+class PerToken:
+    """A tensor at `site` flattened to [batch * pos, n] (an MoE router's logits), viewed as
+    [batch, pos, n] using the shape of the tensor at `like` (the MoE block's input)."""
+
+    site: Site
+    like: Site
 
 
 @dataclass(frozen=True)
@@ -60,6 +77,7 @@ class SumWithBase:
     site: Site
     base: Site
     read: Site | None = None
+    factor: float = 1.0  # value = base + factor * tensor at site (a residual multiplier)
 
 
 @dataclass(frozen=True)
@@ -81,7 +99,75 @@ class Pattern:
     module: str
 
 
-Point = Direct | Fused | SumWithBase | DiffFromBase | Pattern
+Point = Direct | Fused | Scaled | PerToken | SumWithBase | DiffFromBase | Pattern
+
+
+@dataclass(frozen=True)
+class Proj:
+    """A linear map (`nn.Linear` or GPT-2's `Conv1D`) at `path` ({l} = layer index, relative to the
+    base model). For a fused projection, `part` selects q/k/v (0/1/2) or gate/up (0/1) under `layout`."""
+
+    path: str
+    part: int | None = None
+    layout: Layout | None = None
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What a block computes, in module paths relative to the base model (`{l}` = layer index).
+
+    A pre-norm sequential block computes
+        mid  = pre + attn_scale * attn_post_norm(attn(attn_norm(pre)))
+        post = mid + mlp_scale * mlp_post_norm(mlp(mlp_norm(mid)))
+    and a parallel one (`residual="parallel"`)
+        post = pre + attn_scale * attn(attn_norm(pre)) + mlp_scale * mlp(mlp_norm(pre))
+    where a missing norm (None) is the identity, and under "parallel" `mlp_norm` None means the MLP
+    reads `attn_norm`'s output (GPT-J, Phi, Cohere). `residual="post_norm"` is BERT:
+        mid = attn_norm(pre + attn(pre)); post = mlp_norm(mid + mlp(mid)).
+    Attention is softmax(q k^T * scale + mask/bias) v per head, with `n_kv_heads` (in `model.cfg`)
+    key/value heads shared by groups of query heads; `q_norm`/`k_norm` are norms applied to the
+    projected queries/keys before the scores (OLMo 2, Gemma 3, Qwen 3), `positional` says how positions
+    enter. The token embedding is multiplied by `embed_scale` before block 0, and the logits are
+    `lm_head(final_norm(resid)) * logit_scale`, then soft-capped when `logit_softcap` is set.
+    """
+
+    layers: str  # the ModuleList of blocks
+    embed: str  # token embedding module
+    final_norm: str | None
+    attn: str  # attention module of block {l}
+    q: Proj
+    k: Proj
+    v: Proj
+    o: Proj
+    mlp: str  # MLP (or MoE) module of block {l}
+    mlp_in: Proj | None  # up / fc1 projection (None for MoE experts)
+    mlp_gate: Proj | None  # gate projection of a gated MLP (None otherwise)
+    mlp_out: Proj | None  # down / fc2 projection (None for MoE experts)
+    attn_norm: str | None  # norm reading the residual stream before attention (ln1)
+    mlp_norm: str | None  # norm reading the residual stream before the MLP (ln2)
+    attn_post_norm: str | None = None  # norm on the attention output before it is added
+    mlp_post_norm: str | None = None  # norm on the MLP output before it is added
+    residual: Literal["sequential", "parallel", "post_norm"] = "sequential"
+    attn_scale: float = 1.0  # residual multiplier on the attention output (Granite)
+    mlp_scale: float = 1.0  # residual multiplier on the MLP output (Granite)
+    embed_scale: float = 1.0  # multiplier applied to the embedding module's output (Granite)
+    logit_scale: float = 1.0  # multiplier applied to the LM head's output (Granite: 1/logits_scaling; Cohere)
+    logit_softcap: float | None = None  # logits = cap * tanh(logits / cap) after the scale (Gemma 2)
+    pos_embed: str | None = None  # learned position embedding module (None: rotary, ALiBi or none)
+    positional: Literal["learned", "rotary", "alibi", "none"] = "rotary"
+    q_norm: str | None = None
+    k_norm: str | None = None
+    router: str | None = None  # MoE router module of block {l}; its output[0] is the router logits
+    attn_add: str | None = None  # module whose output is what attention adds, when not attn_post_norm/attn
+    mlp_add: str | None = None  # module whose output is what the MLP adds, when not mlp_post_norm/mlp
+
+    def attn_contribution(self) -> str:
+        """The module whose output (times `attn_scale`) is added to the residual stream by attention."""
+        return self.attn_add or self.attn_post_norm or self.attn
+
+    def mlp_contribution(self) -> str:
+        """The module whose output (times `mlp_scale`) is added to the residual stream by the MLP."""
+        return self.mlp_add or self.mlp_post_norm or self.mlp
 
 
 @dataclass(frozen=True)
@@ -97,3 +183,5 @@ class Adapter:
     global_points: dict[str, Point | str]
     block_points: dict[str, Point | str]
     final_norm: str | None = None  # path of the final norm (for the logit lens), relative to base_model
+    arch: Architecture | None = None  # the block's computation and weight locations
+    n_kv_heads: int | None = None  # overrides the config's key/value head count (multi-query layouts)

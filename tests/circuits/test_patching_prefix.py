@@ -120,7 +120,7 @@ def test_transformers_internals_live_behind_one_shim():
         cache = hf_compat.build_cache([(k[:, :, :4], v[:, :, :4]) for k, v in layers], hf.config)
         suffix = hf(input_ids=ids[:, 4:], **hf_compat.cache_kwargs(type(hf), cache))
     torch.testing.assert_close(suffix.logits, full.logits[:, 4:], atol=2e-5, rtol=0)
-    blocks = model._module(model.adapter.layers)
+    blocks = model.module(model.adapter.layers)
     x = torch.randn(2, 3, model.cfg.d_model)
     with hf_compat.skipped(blocks, 2):
         assert blocks[0](x) is x and blocks[1](x, "anything", key=1) is x
