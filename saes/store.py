@@ -40,6 +40,7 @@ from saes.shuffle import Chunk, PassCount, shuffled
 logger = logging.getLogger(__name__)
 
 _TOKEN_COLUMNS = ("input_ids", "tokens", "token_ids")
+_ROWS_AT_ONCE = 32
 _BLOCK = re.compile(r"^blocks\.(\d+)\.")
 
 
@@ -296,17 +297,21 @@ def token_windows(
 
 
 def _cut(model: Any, dataset: Any, column: str, is_tokens: bool, context_len: int) -> Iterator[list[int]]:
-    """Documents joined into one stream (EOS-separated for text) and cut into `context_len` windows."""
+    """Documents joined into one stream (EOS-separated for text) and cut into `context_len` windows.
+    Rows are read and tokenised `_ROWS_AT_ONCE` at a time (one tokenizer call per group)."""
     tokenizer = getattr(model, "tokenizer", None)
     eos = getattr(tokenizer, "eos_token_id", None) if not is_tokens else None
     stream: list[int] = []
-    for row in dataset:
-        value = row[column]
-        doc = [int(t) for t in value] if is_tokens else list(tokenizer(value)["input_ids"])
-        stream.extend(doc if eos is None else [*doc, eos])
-        while len(stream) >= context_len:
-            yield stream[:context_len]
-            del stream[:context_len]
+    for start in range(0, len(dataset), _ROWS_AT_ONCE):
+        values = dataset[start : start + _ROWS_AT_ONCE][column]
+        docs = values if is_tokens else tokenizer(list(values))["input_ids"]
+        for doc in docs:
+            stream.extend(int(t) for t in doc)
+            if eos is not None:
+                stream.append(eos)
+            while len(stream) >= context_len:
+                yield stream[:context_len]
+                del stream[:context_len]
 
 
 def last_block(model: Any, hooks: Sequence[str]) -> int | None:

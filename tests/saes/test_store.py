@@ -75,7 +75,9 @@ def test_text_column_uses_the_tokenizer(model):
     class CharTokenizer:
         eos_token_id = 0
 
-        def __call__(self, text):
+        def __call__(self, text):  # one text or a list of texts, as Hugging Face tokenizers take
+            if isinstance(text, list):
+                return {"input_ids": [self(t)["input_ids"] for t in text]}
             return {"input_ids": [1 + ord(c) % 90 for c in text]}
 
         def decode(self, ids):
