@@ -12,8 +12,11 @@ over the same number of training tokens, interleaved round by round, medians:
 - `saelens_runner`: SAELens's `LanguageModelSAETrainingRunner` on the same model (converted to
   TransformerLens offline), hook, windows and token count (no wandb, no checkpoints, no evals).
 
-Reported: tokens/s of each, `e2e_over_floor` = e2e time per token / (forward time + step time per
-token) (target <= 1.15), and `e2e_over_saelens` = e2e tokens/s / SAELens runner tokens/s (target >= 3).
+Reported, by wall-clock and by CPU (process) time: tokens/s of each; `e2e_over_floor` = e2e time per
+token / (forward time + step time per token) (target <= 1.15); `e2e_over_saelens` = e2e tokens/s over
+SAELens runner tokens/s (target >= 3). Ratios are taken within each round, then the median over rounds.
+On a shared machine the CPU-time figures move far less than the wall-clock ones (the thread policy
+gives one thread per free core; with one thread, CPU time is the time the process ran).
 
 python experiments/bench/sae_e2e.py [--tokens 100000] [--rounds 3] [--device cuda] [--no-saelens]
 """
@@ -51,8 +54,8 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def e2e(tokens: int, device: str) -> float:
-    """tokens/s of the training part of `interp sae train`, as its result.json reports it."""
+def e2e(tokens: int, device: str) -> tuple[float, float]:
+    """Seconds per token (wall, CPU) of the training part of `interp sae train`, from its result.json."""
     inputs = RunInputs(
         MODEL,
         HOOK,
@@ -67,22 +70,38 @@ def e2e(tokens: int, device: str) -> float:
     )
     with tempfile.TemporaryDirectory() as out:
         result = train_run(inputs, Path(out) / "run", progress=False)
-    return float(result["metrics"]["train"]["tokens_per_second"])
+    train = result["metrics"]["train"]
+    return train["seconds"] / train["tokens"], train["cpu_seconds"] / train["tokens"]
 
 
-def forward_to_hook(model, windows: torch.Tensor, device: str) -> float:
-    """tokens/s of the forward up to the hook's block alone, 16 windows per call."""
-    _sync(device)
-    start = time.perf_counter()
-    with torch.no_grad():
+class Clock:
+    """Wall-clock and CPU (process) seconds of a block; on a shared machine CPU time moves less."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+
+    def __enter__(self) -> Clock:
+        _sync(self.device)
+        self.start = (time.perf_counter(), time.process_time())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _sync(self.device)
+        self.wall = time.perf_counter() - self.start[0]
+        self.cpu = time.process_time() - self.start[1]
+
+
+def forward_to_hook(model, windows: torch.Tensor, device: str) -> tuple[float, float]:
+    """Seconds per token (wall, CPU) of the forward up to the hook's block alone, 16 windows per call."""
+    with Clock(device) as clock, torch.no_grad():
         for chunk in windows.split(16):
             model.run_with_cache(chunk.to(device), names=HOOK, stop_at_layer=1)
-    _sync(device)
-    return windows.numel() / (time.perf_counter() - start)
+    return clock.wall / windows.numel(), clock.cpu / windows.numel()
 
 
-def train_step(batches: list[torch.Tensor], d_in: int, steps: int, device: str) -> float:
-    """tokens/s of `Trainer.fit` on activations already on the device (the pipeline's configs)."""
+def train_step(batches: list[torch.Tensor], d_in: int, steps: int, device: str) -> tuple[float, float]:
+    """Seconds per token (wall, CPU) of `Trainer.fit` on activations already on the device (the
+    pipeline's configs)."""
     cfg = SAEConfig("topk", d_in=d_in, d_sae=d_in * EXPANSION, k=K, hook_in=HOOK)
     tc = TrainConfig(
         lr=1e-3,
@@ -93,15 +112,14 @@ def train_step(batches: list[torch.Tensor], d_in: int, steps: int, device: str) 
         progress=False,
         dead_window_tokens=min(1_000_000, steps * BATCH // 4),
     )
-    _sync(device)
-    start = time.perf_counter()
-    Trainer(cfg, tc, device=device).fit(batches[i % len(batches)] for i in range(steps + 1))
-    _sync(device)
-    return steps * BATCH / (time.perf_counter() - start)
+    with Clock(device) as clock:
+        Trainer(cfg, tc, device=device).fit(batches[i % len(batches)] for i in range(steps + 1))
+    return clock.wall / (steps * BATCH), clock.cpu / (steps * BATCH)
 
 
-def saelens_runner(model, windows: torch.Tensor, tokens: int, device: str) -> float | None:
-    """tokens/s of SAELens's own training runner on the same model, hook and windows."""
+def saelens_runner(model, windows: torch.Tensor, tokens: int, device: str) -> tuple[float, float] | None:
+    """Seconds per token (wall, CPU) of SAELens's own training runner on the same model, hook and
+    windows."""
     try:
         import datasets
         from sae_lens import LanguageModelSAERunnerConfig, LanguageModelSAETrainingRunner, LoggingConfig
@@ -137,11 +155,9 @@ def saelens_runner(model, windows: torch.Tensor, tokens: int, device: str) -> fl
     )
     ds = datasets.Dataset.from_dict({"input_ids": windows.tolist()})
     runner = LanguageModelSAETrainingRunner(cfg, override_dataset=ds, override_model=tl)
-    _sync(device)
-    start = time.perf_counter()
-    runner.run()
-    _sync(device)
-    return tokens / (time.perf_counter() - start)
+    with Clock(device) as clock:
+        runner.run()
+    return clock.wall / tokens, clock.cpu / tokens
 
 
 def main() -> None:
@@ -165,12 +181,8 @@ def main() -> None:
     store = ActivationStore(model, train_ds, HOOK, context_len=CTX, batch_size=BATCH)
     batches = [b[HOOK] for _, b in zip(range(16), store.batches(16 * BATCH), strict=False)]
     steps = args.tokens // BATCH
-    samples: dict[str, list[float]] = {
-        "e2e": [],
-        "forward_to_hook": [],
-        "train_step": [],
-        "saelens_runner": [],
-    }
+    names = ("e2e", "forward_to_hook", "train_step", "saelens_runner")
+    samples: dict[str, list[tuple[float, float]]] = {k: [] for k in names}
     load_before = os.getloadavg()
     for r in range(args.rounds):
         samples["e2e"].append(e2e(args.tokens, device))
@@ -180,9 +192,11 @@ def main() -> None:
             found = saelens_runner(model, windows, args.tokens, device)
             if found is not None:
                 samples["saelens_runner"].append(found)
-        print(f"round {r + 1}:", {k: round(v[-1]) for k, v in samples.items() if v}, flush=True)
-    tps = {k: statistics.median(v) for k, v in samples.items() if v}
-    floor = 1 / tps["forward_to_hook"] + 1 / tps["train_step"]  # seconds per token
+        print(
+            f"round {r + 1} tokens/s (wall):",
+            {k: round(1 / v[-1][0]) for k, v in samples.items() if v},
+            flush=True,
+        )
     results = {
         "setting": {
             "model": MODEL,
@@ -198,14 +212,22 @@ def main() -> None:
         "device": device,
         "threads": torch.get_num_threads(),
         "omp": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")},
-        "tokens_per_second": tps,
-        "samples": samples,
-        "e2e_over_floor": (1 / tps["e2e"]) / floor,
-        "e2e_over_saelens": tps["e2e"] / tps["saelens_runner"] if "saelens_runner" in tps else None,
+        "samples_seconds_per_token": {k: v for k, v in samples.items() if v},
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
         "versions": package_versions(("sae-lens", "transformer-lens")),
     }
+    for i, clock in enumerate(("wall", "cpu")):
+        per_round = [{k: v[r][i] for k, v in samples.items() if v} for r in range(args.rounds)]
+        floor = [p["forward_to_hook"] + p["train_step"] for p in per_round]
+        results[clock] = {
+            "tokens_per_second": {k: 1 / statistics.median(x[i] for x in v) for k, v in samples.items() if v},
+            # ratios within each round (same load), then the median over rounds
+            "e2e_over_floor": statistics.median(p["e2e"] / f for p, f in zip(per_round, floor, strict=True)),
+            "e2e_over_saelens": statistics.median(p["saelens_runner"] / p["e2e"] for p in per_round)
+            if samples["saelens_runner"]
+            else None,
+        }
     atomic_write_text(out, json.dumps(results, indent=2))
     print(
         json.dumps(
