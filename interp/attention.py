@@ -48,13 +48,13 @@ def pattern_attention(
     n_rep = getattr(module, "num_key_value_groups", 1)
     key, value = _repeat_kv(key, n_rep), _repeat_kv(value, n_rep)
 
-    scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # [batch, head, q_pos, k_pos]
+    # in place where the values are the same: each [batch, head, q_pos, k_pos] temporary costs a fresh
+    # allocation (page faults) when the caller keeps the patterns alive
+    scores = torch.matmul(query, key.transpose(2, 3)).mul_(scaling)  # [batch, head, q_pos, k_pos]
     if softcap is not None:
-        scores = scores / softcap
-        scores = torch.tanh(scores)
-        scores = scores * softcap
+        scores = torch.tanh(scores.div_(softcap)) * softcap  # tanh's output is saved for backward
     if attention_mask is not None:
-        scores = scores + attention_mask
+        scores = scores.add_(attention_mask)
     pattern = nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
 
     for hook in getattr(module, PATTERN_HOOKS_ATTR, ()):

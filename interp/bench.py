@@ -30,6 +30,7 @@ class BenchConfig:
     vocab: int = 4096
     repeats: int = 15
     seed: int = 0
+    device: str = "cpu"
 
 
 def _tiny_gpt2(cfg: BenchConfig, attn: str) -> torch.nn.Module:
@@ -91,10 +92,17 @@ def _contenders(
     return contenders
 
 
+def _sync() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def _time(fn: Callable[[], object], inner: int) -> float:
+    _sync()
     start = time.perf_counter()
     for _ in range(inner):
         fn()
+    _sync()
     return (time.perf_counter() - start) / inner
 
 
@@ -121,10 +129,12 @@ def run(cfg: BenchConfig = BenchConfig(), progress: Callable[[str], None] | None
     }
     for attn in ("sdpa", "eager"):
         hf = _tiny_gpt2(cfg, attn)
-        model = HookedModel(hf)
         tl = transformer_lens_gpt2(hf) if attn == "eager" else None
+        hf, tl = hf.to(cfg.device), None if tl is None else tl.to(cfg.device)
+        model = HookedModel(hf)
         for batch, pos in SHAPES:
             ids = torch.randint(0, cfg.vocab, (batch, pos), generator=torch.Generator().manual_seed(cfg.seed))
+            ids = ids.to(cfg.device)
             inner = 3 if batch * pos > 1000 else 30
             contenders = _contenders(hf, model, tl, ids)
             samples: dict[str, list[float]] = {k: [] for k in contenders}

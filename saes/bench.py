@@ -67,6 +67,8 @@ class SAEBenchConfig:
     """Seed of the data and of every initialisation."""
     saelens: bool = True
     """Include SAELens's contenders (when sae-lens, a dev extra, is installed)."""
+    device: str = "cpu"
+    """Where every contender runs (e.g. "cuda"); CUDA timings synchronise before reading the clock."""
 
     @property
     def d_sae(self) -> int:
@@ -89,7 +91,7 @@ def ours(cfg: SAEBenchConfig, first: Tensor, *, sparse_topk: bool = True) -> Ste
         seed=cfg.seed,
         progress=False,
     )
-    trainer = Trainer(sae_cfg, tc)
+    trainer = Trainer(sae_cfg, tc, device=cfg.device)
     trainer.fit([first])
     trainer.sae.train()
     bar = _NoBar()
@@ -115,7 +117,7 @@ def saelens(cfg: SAEBenchConfig, *, sparse_acts: bool = False) -> Step:
         d_sae=cfg.d_sae,
         k=cfg.k,
         dtype="float32",
-        device="cpu",
+        device=cfg.device,
         use_sparse_activations=sparse_acts,
         # its sparse-COO backward fails with decoder-norm rescaling on (torch 2.13: no sparse `view`)
         rescale_acts_by_decoder_norm=not sparse_acts,
@@ -128,7 +130,7 @@ def saelens(cfg: SAEBenchConfig, *, sparse_acts: bool = False) -> Step:
         lr_end=cfg.lr / 10,
         lr_warm_up_steps=1_000,
         lr_decay_steps=100_000,
-        device="cpu",
+        device=cfg.device,
     )
     trainer = SAETrainer(cfg=trainer_cfg, sae=sae, data_provider=iter(()))
 
@@ -144,11 +146,13 @@ def saelens(cfg: SAEBenchConfig, *, sparse_acts: bool = False) -> Step:
 def minimal(cfg: SAEBenchConfig, *, sparse_path: bool) -> Step:
     """A bare TopK SAE step in plain PyTorch: dense scatter + matmul decode, or `saes.sparse`."""
     g = torch.Generator().manual_seed(cfg.seed)
-    W_dec = torch.nn.functional.normalize(torch.randn(cfg.d_sae, cfg.d_in, generator=g), dim=-1)
+    W_dec = torch.nn.functional.normalize(torch.randn(cfg.d_sae, cfg.d_in, generator=g), dim=-1).to(
+        cfg.device
+    )
     W_enc = torch.nn.Parameter(W_dec.T.clone().contiguous())  # [d_in, d_sae]
     W_dec = torch.nn.Parameter(W_dec)  # [d_sae, d_in]
-    b_enc = torch.nn.Parameter(torch.zeros(cfg.d_sae))
-    b_dec = torch.nn.Parameter(torch.zeros(cfg.d_in))
+    b_enc = torch.nn.Parameter(torch.zeros(cfg.d_sae, device=cfg.device))
+    b_dec = torch.nn.Parameter(torch.zeros(cfg.d_in, device=cfg.device))
     opt = torch.optim.Adam([W_enc, b_enc, W_dec, b_dec], lr=cfg.lr)
 
     def select(pre: Tensor) -> Tensor:
@@ -175,7 +179,8 @@ def minimal(cfg: SAEBenchConfig, *, sparse_path: bool) -> Step:
 def encoder_floor(cfg: SAEBenchConfig) -> Step:
     """Not a training step: the encoder matmul and the top-k alone, which every contender pays."""
     g = torch.Generator().manual_seed(cfg.seed)
-    W_enc, b_enc = torch.randn(cfg.d_in, cfg.d_sae, generator=g) / cfg.d_in**0.5, torch.zeros(cfg.d_sae)
+    W_enc = (torch.randn(cfg.d_in, cfg.d_sae, generator=g) / cfg.d_in**0.5).to(cfg.device)
+    b_enc = torch.zeros(cfg.d_sae, device=cfg.device)
 
     def step(x: Tensor) -> object:
         return torch.addmm(b_enc, x, W_enc).topk(cfg.k, dim=-1, sorted=False)
@@ -210,7 +215,7 @@ def run(cfg: SAEBenchConfig = SAEBenchConfig(), progress: Callable[[str], None] 
         >>> results["ratios"]["ours_vs_dense_minimal"]  # doctest: +SKIP
     """
     g = torch.Generator().manual_seed(cfg.seed)
-    pool = [torch.randn(cfg.batch, cfg.d_in, generator=g) for _ in range(4)]
+    pool = [torch.randn(cfg.batch, cfg.d_in, generator=g).to(cfg.device) for _ in range(4)]
     load_before = os.getloadavg()
     steps = contenders(cfg, pool[0])
     batches = _cycle(pool)
@@ -276,9 +281,13 @@ def _time_steps(fn: Step, batches: Iterator[Tensor], inner: int) -> float:
     """Seconds per step over `inner` steps, with the cyclic garbage collector paused (as `timeit` does)."""
     gc.disable()
     try:
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
         start = time.perf_counter()
         for _ in range(inner):
             fn(next(batches))
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
         return (time.perf_counter() - start) / inner
     finally:
         gc.enable()

@@ -137,11 +137,11 @@ def train_run(
         dead_window_tokens=min(1_000_000, inputs.tokens // 4),
         progress=progress,
     )
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     trainer = Trainer(sae_cfg, train_cfg, device=inputs.device)
     run_checks.record_inputs(out, inputs)  # what --resume compares against
     sae = trainer.fit(store.batches(n_tokens=inputs.tokens + inputs.batch_size), resume=resume)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     sae.save(out / "sae")
     window = dict(trainer.last_metrics)
     metrics = {
@@ -153,6 +153,7 @@ def train_run(
             "steps": trainer.step,
             "tokens": trainer.tokens,
             "seconds": round(seconds, 3),
+            "cpu_seconds": round(cpu_seconds, 3),  # all threads of this process; wall-clock above
             "tokens_per_second": round(trainer.tokens / max(seconds, 1e-9)),
         },
         "eval": _evaluate_into(sae, model, eval_ds, inputs, out),

@@ -40,6 +40,7 @@ from saes.shuffle import Chunk, PassCount, shuffled
 logger = logging.getLogger(__name__)
 
 _TOKEN_COLUMNS = ("input_ids", "tokens", "token_ids")
+_ROWS_AT_ONCE = 32
 _BLOCK = re.compile(r"^blocks\.(\d+)\.")
 
 
@@ -296,17 +297,21 @@ def token_windows(
 
 
 def _cut(model: Any, dataset: Any, column: str, is_tokens: bool, context_len: int) -> Iterator[list[int]]:
-    """Documents joined into one stream (EOS-separated for text) and cut into `context_len` windows."""
+    """Documents joined into one stream (EOS-separated for text) and cut into `context_len` windows.
+    Rows are read and tokenised `_ROWS_AT_ONCE` at a time (one tokenizer call per group)."""
     tokenizer = getattr(model, "tokenizer", None)
     eos = getattr(tokenizer, "eos_token_id", None) if not is_tokens else None
     stream: list[int] = []
-    for row in dataset:
-        value = row[column]
-        doc = [int(t) for t in value] if is_tokens else list(tokenizer(value)["input_ids"])
-        stream.extend(doc if eos is None else [*doc, eos])
-        while len(stream) >= context_len:
-            yield stream[:context_len]
-            del stream[:context_len]
+    for start in range(0, len(dataset), _ROWS_AT_ONCE):
+        values = dataset[start : start + _ROWS_AT_ONCE][column]
+        docs = values if is_tokens else tokenizer(list(values))["input_ids"]
+        for doc in docs:
+            stream.extend(int(t) for t in doc)
+            if eos is not None:
+                stream.append(eos)
+            while len(stream) >= context_len:
+                yield stream[:context_len]
+                del stream[:context_len]
 
 
 def last_block(model: Any, hooks: Sequence[str]) -> int | None:
@@ -321,19 +326,11 @@ def last_block(model: Any, hooks: Sequence[str]) -> int | None:
 
 
 def _run_to_last_hook(model: Any, tokens: Tensor, hooks: Sequence[str]) -> Any:
-    """Record `hooks`, running the model only up to the last block they need."""
+    """Record `hooks`, running blocks only up to the last one they need (never the unembedding)."""
     last = last_block(model, hooks)
-    if last is not None and last + 1 < model.cfg.n_layers and _supports_stop(model):
-        _, cache = model.run_with_cache(tokens, names=hooks, stop_at_layer=last + 1)
-    else:
-        _, cache = model.run_with_cache(tokens, names=hooks)
+    stop = {} if last is None else {"stop_at_layer": last + 1}
+    _, cache = model.run_with_cache(tokens, names=hooks, **stop)
     return cache
-
-
-def _supports_stop(model: Any) -> bool:
-    import inspect
-
-    return "stop_at_layer" in inspect.signature(model.run_with_cache).parameters
 
 
 def _pick_column(dataset: Any, text_column: str, tokens_column: str | None) -> tuple[str, bool]:

@@ -32,10 +32,10 @@ from saes.architectures import SAELoss, SparseAutoencoder, build
 from saes.checkpoint import checkpoint_dirs, latest_checkpoint, read_checkpoint, write_checkpoint
 from saes.config import SAEConfig, TrainConfig
 from saes.distributed import DistContext
-from saes.interrupt import deferred_interrupt
 from saes.format import DTYPES
+from saes.interrupt import deferred_interrupt
 from saes.memory import MemoryReport, per_rank, reset_peak
-from saes.sparse import firing_counts
+from saes.sparse import firing_counts, mean_l0
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class Trainer:
         self.last_metrics: dict[str, float] = {}
         """Means over the last logging window (`log_every` steps): loss terms (normalised units), `l0`,
         `mse_per_element` (model units, the scale of `saes.evaluate`'s `mse`), plus `dead` and `lr`."""
-        self._window: dict[str, float] = {}
+        self._window: dict[str, Tensor] = {}
         self._window_steps = 0
         self._last_checkpoint_step = -1
         self._pending: list[Batch] = []
@@ -223,8 +223,9 @@ class Trainer:
         global_batch = self.dist.sum_int(batch)
         self.tokens += global_batch
         self._track_latents(terms.acts, global_batch)
-        for key, value in terms.scalars().items():
-            self._window[key] = self._window.get(key, 0.0) + value
+        with torch.no_grad():  # summed on the device; read (one sync) only when logging
+            for key, value in _window_terms(terms).items():
+                self._window[key] = self._window[key] + value if key in self._window else value
         self._window_steps += 1
         if self.step % self.tc.log_every == 0 or self.step == 1:
             self.last_metrics = self._metrics()
@@ -312,7 +313,7 @@ class Trainer:
 
     def _metrics(self) -> dict[str, float]:
         """Means over the steps since the last log (so a short run does not report its first step)."""
-        out = {k: v / self._window_steps for k, v in self._window.items()}
+        out = {k: float(v) / self._window_steps for k, v in self._window.items()}
         scale = float(self.sae.scale_out) ** 2 * self.cfg.out_dim
         out["mse_per_element"] = out["mse"] / max(scale, 1e-30)
         out["log_window_steps"] = self._window_steps
@@ -411,6 +412,17 @@ class Trainer:
             yield run
         finally:
             run.finish()
+
+
+def _window_terms(terms: SAELoss) -> dict[str, Tensor]:
+    """The logged terms of one step as 0-d tensors (no device sync), keyed as `SAELoss.scalars()`."""
+    return {
+        "loss": terms.total.detach().float(),
+        "mse": terms.mse.detach().float(),
+        "sparsity": terms.sparsity.detach().float(),
+        "aux": terms.aux.detach().float(),
+        "l0": mean_l0(terms.acts),
+    }
 
 
 def _remove_parallel_grad(W_dec: torch.nn.Parameter) -> None:

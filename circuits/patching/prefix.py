@@ -270,7 +270,7 @@ def run_pass(
         hooks[hook] = _editor(inject if hook == inject_hook else None, rows, pos - p0, values)
     extra = {"logits_to_keep": kept - p0} if _takes_logits_to_keep(type(model.hf_model)) else {}
     device = model.device
-    blocks = model._module(model.adapter.layers)
+    blocks = model.module(model.adapter.layers)
     kv = hf_compat.cache_kwargs(type(model.hf_model), past)
     with torch.no_grad(), hf_compat.skipped(blocks, l0), model.hooks(hooks):
         out = model.hf_model(input_ids=ids[example, p0:].to(device), **kv, **extra)

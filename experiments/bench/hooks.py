@@ -19,15 +19,19 @@ from interp import bench  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "hooks.json")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, default=None, help="default results/hooks[_<device>].json")
     args = parser.parse_args()
     results = bench.run(
-        bench.BenchConfig(repeats=args.repeats), progress=lambda key: print("done", key, flush=True)
+        bench.BenchConfig(repeats=args.repeats, device=args.device),
+        progress=lambda key: print("done", key, flush=True),
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
+    suffix = "" if args.device == "cpu" else f"_{args.device.split(':')[0]}"
+    out = args.out or Path(__file__).parent / "results" / f"hooks{suffix}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(args.out)
+    tmp.replace(out)
     for key, entry in results["shapes"].items():
         print(key, {name: round(ratio, 3) for name, ratio in entry["ratio_vs_hf"].items()})
 

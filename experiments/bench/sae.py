@@ -3,7 +3,7 @@
 Ours (the full `saes.Trainer` step on the sparse TopK path) against SAELens's TopK training step and a
 minimal dense PyTorch TopK step, interleaved, medians; see `saes.bench` for the method.
 
-OMP_WAIT_POLICY=PASSIVE python experiments/bench/sae.py [--repeats 7] [--inner 3]
+OMP_WAIT_POLICY=PASSIVE python experiments/bench/sae.py [--repeats 7] [--inner 3] [--device cuda]
 """
 
 from __future__ import annotations
@@ -27,15 +27,20 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds (medians over them)")
     parser.add_argument("--inner", type=int, default=3, help="consecutive steps timed per round")
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, default=None, help=f"default {OUT} (or bench_sae_<device>.json)")
     args = parser.parse_args()
     results = bench.run(
-        bench.SAEBenchConfig(repeats=args.repeats, inner=args.inner), progress=lambda s: print(s, flush=True)
+        bench.SAEBenchConfig(repeats=args.repeats, inner=args.inner, device=args.device),
+        progress=lambda s: print(s, flush=True),
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
+    out = args.out or (
+        OUT if args.device == "cpu" else OUT.with_name(f"bench_sae_{args.device.split(':')[0]}.json")
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(args.out)
+    tmp.replace(out)
     for name, tps in results["tokens_per_second"].items():
         print(f"{name:22s} {tps:10,.0f} tokens/s")
     for name, ratio in results["ratios"].items():

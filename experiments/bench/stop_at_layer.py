@@ -28,11 +28,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--pos", type=int, default=128)
+    parser.add_argument("--out", type=Path, default=None, help="default results/stop_at_layer[_<device>].json")
     args = parser.parse_args()
     cfg = bench_stop.StopBenchConfig(repeats=args.repeats, device=args.device, batch=args.batch, pos=args.pos)
     results = bench_stop.run(cfg)
     suffix = "" if args.device == "cpu" else f"_{args.device.split(':')[0]}"
-    out = OUT.with_name(f"stop_at_layer{suffix}.json")
+    out = args.out or OUT.with_name(f"stop_at_layer{suffix}.json")
     atomic_write_text(out, json.dumps(results, indent=2) + "\n")
     for row in bench_stop.table(results)["rows"]:
         print(*row, sep="\t")

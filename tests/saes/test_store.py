@@ -75,7 +75,9 @@ def test_text_column_uses_the_tokenizer(model):
     class CharTokenizer:
         eos_token_id = 0
 
-        def __call__(self, text):
+        def __call__(self, text):  # one text or a list of texts, as Hugging Face tokenizers take
+            if isinstance(text, list):
+                return {"input_ids": [self(t)["input_ids"] for t in text]}
             return {"input_ids": [1 + ord(c) % 90 for c in text]}
 
         def decode(self, ids):
@@ -170,6 +172,20 @@ def test_skipped_batches_are_not_computed(model, tokens_ds, monkeypatch):
 def test_forward_stops_after_the_last_needed_block(model, tokens_ds):
     from saes.store import last_block
 
+    ran = []
+    blocks = model.module(model.adapter.layers)
+    handles = [b.register_forward_hook(lambda m, a, o, i=i: ran.append(i)) for i, b in enumerate(blocks)]
+    head = model.hf_model.get_output_embeddings().register_forward_hook(lambda m, a, o: ran.append("head"))
+    try:
+        store = ActivationStore(model, tokens_ds, "blocks.0.hook_mlp_out", context_len=16, batch_size=64)
+        batch = next(iter(store))
+        assert set(ran) == {0}  # block 1 and the unembedding never ran
+        _, cache = model.run_with_cache(store.token_windows(1000), names="blocks.0.hook_mlp_out")
+        rows = cache["blocks.0.hook_mlp_out"].reshape(-1, 64)
+        assert torch.cdist(batch["blocks.0.hook_mlp_out"], rows).min(1).values.max() < 1e-3
+    finally:
+        for h in (*handles, head):
+            h.remove()
     assert last_block(model, ["blocks.0.hook_resid_post", "blocks.1.attn.hook_z"]) == 1
     assert last_block(model, ["hook_embed"]) == 0
     assert last_block(model, ["ln_final.hook_normalized"]) is None
