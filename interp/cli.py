@@ -68,8 +68,10 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:  # a full disk or a folder that became read-only mid-run: one line, not a traceback
         if exc.errno not in _DISK_ERRORS:
             raise
+        from rich.console import Console
+
         where = f" writing {exc.filename}" if exc.filename else ""
-        _err.print(
+        Console(stderr=True).print(
             f"[red]error:[/red] {exc.strerror}{where}; free space or write elsewhere",
             highlight=False,
             soft_wrap=True,
