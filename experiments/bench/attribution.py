@@ -57,8 +57,9 @@ def _timed(fn: Callable[[], object], device: str) -> float:
 
 
 def graph_timing(model, tset: TranscoderSet, args) -> dict:
-    stream = model.to_tokens(interp.data.shakespeare("validation")["text"][0])[0][0]
-    tokens = stream[: args.prompt_len][None]  # [1, prompt_len]
+    # the first prompt_len tokens of a validation text (the whole text is longer than the context)
+    ids = model.tokenizer(interp.data.shakespeare("validation")["text"][0])["input_ids"][: args.prompt_len]
+    tokens = torch.tensor([ids], device=model.device)  # [1, prompt_len]
     rm = ReplacementModel(model, tset)
 
     def forward_backward() -> None:

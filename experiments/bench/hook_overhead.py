@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported
+from interp.threads import apply_thread_policy
+
+apply_thread_policy()  # the CLI's thread policy (passive waiting, threads <= free cores), before torch
 
 import argparse  # noqa: E402
 import gc  # noqa: E402

@@ -162,6 +162,7 @@ def saelens_runner(model, windows: torch.Tensor, tokens: int, device: str) -> tu
 
 
 def main() -> None:
+    global K, EXPANSION, BATCH
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -178,7 +179,6 @@ def main() -> None:
     parser.add_argument("--no-saelens", action="store_true", help="leave SAELens's runner out")
     parser.add_argument("--out", type=Path, default=None, help=f"default {OUT} (or sae_e2e_<device>.json)")
     args = parser.parse_args()
-    global K, EXPANSION, BATCH
     K, EXPANSION, BATCH = args.k, args.expansion, args.batch
     out = args.out or (
         OUT if args.device == "cpu" else OUT.with_name(f"sae_e2e_{args.device.split(':')[0]}.json")
