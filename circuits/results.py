@@ -309,7 +309,7 @@ def _heatmap(
 ) -> Any:
     rows, cols = array.dims[-2], array.dims[-1]
     vmin, vmax = _limits(array.values, centre)
-    image = ax.imshow(values.numpy(), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
+    image = ax.imshow(values.cpu().numpy(), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
     ax.set_xticks(range(values.shape[1]), array.ticks(cols), rotation=90 if _rotated(array, cols) else 0)
     ax.set_yticks(range(values.shape[0]), array.ticks(rows))
     ax.set_xlabel(cols)
@@ -339,7 +339,7 @@ def _draw(
     if values.ndim == 1:
         figure = Figure(figsize=(max(4.0, 0.35 * values.shape[0] + 1.5), 3.2))
         ax = figure.add_subplot()
-        ax.bar(range(values.shape[0]), values.numpy(), color="#4472c4")
+        ax.bar(range(values.shape[0]), values.cpu().numpy(), color="#4472c4")
         ax.set_xticks(
             range(values.shape[0]),
             array.ticks(array.dims[0]),

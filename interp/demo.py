@@ -96,8 +96,9 @@ def logit_lens_stage(ctx: DemoContext) -> StageResult:
     resid = cache.accumulated_resid()[:, rows, end]  # [layer + 1, batch, d_model]
     with torch.no_grad():
         lens = ctx.model.unembed(resid)  # [layer + 1, batch, vocab]
-    diff = (lens[:, rows, ctx.batch.answer] - lens[:, rows, ctx.batch.wrong]).mean(1)
-    prob = lens.softmax(-1)[:, rows, ctx.batch.answer].mean(1)
+    # plotted and reported: on the host whatever device the model runs on
+    diff = (lens[:, rows, ctx.batch.answer] - lens[:, rows, ctx.batch.wrong]).mean(1).cpu()
+    prob = lens.softmax(-1)[:, rows, ctx.batch.answer].mean(1).cpu()
     labels = [f"pre {i}" for i in range(len(diff) - 1)] + ["final"]
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(labels, diff.numpy(), marker="o", label="logit diff (answer - wrong)")
@@ -151,7 +152,7 @@ def attention_stage(ctx: DemoContext) -> StageResult:
     cache = ctx.shared["cache"]
     tokens = ctx.token_labels(0)
     n_layers, n_heads = ctx.model.cfg.n_layers, ctx.model.cfg.n_heads
-    patterns = cache.stack("attn.hook_pattern")[:, 0]  # [layer, head, q_pos, k_pos]
+    patterns = cache.stack("attn.hook_pattern")[:, 0].cpu()  # [layer, head, q_pos, k_pos]
     write_attention(ctx.out, attention_payload(tokens, patterns, scheme_of(ctx.model.tokenizer)))
     figure = attention_figure(patterns, tokens, f"Attention patterns, example 0: {ctx.batch.clean_text[0]}")
     figure.savefig(ctx.out / "attention_patterns.png", dpi=120)

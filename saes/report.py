@@ -27,7 +27,7 @@ def density_figure(density: torch.Tensor, title: str = "") -> Figure:
     ax = fig.subplots()
     alive = density[density > 0].double()
     if alive.numel():
-        ax.hist(alive.log10().numpy(), bins=40, color="#3b6ea8")
+        ax.hist(alive.log10().cpu().numpy(), bins=40, color="#3b6ea8")
     dead = int((density == 0).sum())
     ax.set_xlabel("log10(feature firing frequency)")
     ax.set_ylabel("latents")
