@@ -28,7 +28,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--pos", type=int, default=128)
-    parser.add_argument("--out", type=Path, default=None, help="default results/stop_at_layer[_<device>].json")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="default results/stop_at_layer[_<device>].json"
+    )
     args = parser.parse_args()
     cfg = bench_stop.StopBenchConfig(repeats=args.repeats, device=args.device, batch=args.batch, pos=args.pos)
     results = bench_stop.run(cfg)
