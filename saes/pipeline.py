@@ -144,20 +144,22 @@ def train_run(
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     sae.save(out / "sae")
     window = dict(trainer.last_metrics)
-    metrics = {
-        "train": {
+    previous = out / RESULT_FILENAME
+    if not window and previous.is_file():  # a resumed run that had already finished: no step ran here
+        train = json.loads(previous.read_text())["metrics"]["train"]
+    else:
+        train = {
             # means over the last logging window; `mse` per element in model units, as in `eval`
-            "mse": window.pop("mse_per_element"),
-            "mse_normalized": window.pop("mse"),
+            "mse": window.pop("mse_per_element", None),  # None only if no step ran and no earlier result
+            "mse_normalized": window.pop("mse", None),
             **window,
             "steps": trainer.step,
             "tokens": trainer.tokens,
             "seconds": round(seconds, 3),
             "cpu_seconds": round(cpu_seconds, 3),  # all threads of this process; wall-clock above
             "tokens_per_second": round(trainer.tokens / max(seconds, 1e-9)),
-        },
-        "eval": _evaluate_into(sae, model, eval_ds, inputs, out),
-    }
+        }
+    metrics = {"train": train, "eval": _evaluate_into(sae, model, eval_ds, inputs, out)}
     return write_result(
         out,
         command="sae train",

@@ -167,7 +167,7 @@ def test_auroc_under_grouped_query_attention_credits_shared_kv_inputs_to_the_gro
     """H0 and H1 share k/v head 0 (named L0.H0.k/v): its k/v edges count for both heads' pairs, so
     with L0.H1 true the pair embed->L0.H0 ties with embed->L0.H1; derived node scores do not credit
     the shared k/v inputs to head L0.H0."""
-    from circuits.discovery import EdgeScores, auroc, node_auroc
+    from circuits.discovery import EdgeScores, edge_auroc, node_auroc
 
     model = interp.HookedModel(tiny_models.make("llama"))
     graph = ComputationalGraph.build(model.cfg)
@@ -179,7 +179,7 @@ def test_auroc_under_grouped_query_attention_credits_shared_kv_inputs_to_the_gro
     n_neg = len(scores.collapse_qkv()) - 2  # distinct (src, dst) pairs but the two true ones
     # (embed, L0.H1) = 3 ties (embed, L0.H0) = 3; (L0.H1, logits) = 1.5 is below it, above the rest
     expected = (2 * n_neg - 1.5) / (2 * n_neg)
-    assert auroc(scores, [("embed", "L0.H1"), ("L0.H1", "logits")]) == pytest.approx(expected)
+    assert edge_auroc(scores, [("embed", "L0.H1"), ("L0.H1", "logits")]) == pytest.approx(expected)
     assert node_auroc(scores, ["L0.H1"]) == 1.0
 
 
