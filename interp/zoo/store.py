@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
 from interp.errors import InterpError, closest
 from interp.io import atomic_dir, atomic_write_json
@@ -79,7 +79,7 @@ def card(name: str | os.PathLike[str]) -> dict[str, Any]:
     return json.loads(card_path.read_text())
 
 
-def load_hf(name: str | os.PathLike[str]) -> tuple[GPT2LMHeadModel, PreTrainedTokenizerFast]:
+def load_hf(name: str | os.PathLike[str]) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
     """The Hugging Face model (float32, eval mode, weights via safetensors) and its tokenizer.
 
     Example:
@@ -88,7 +88,9 @@ def load_hf(name: str | os.PathLike[str]) -> tuple[GPT2LMHeadModel, PreTrainedTo
         torch.Size([1, 15, 586])
     """
     folder = _resolve(name)
-    model = GPT2LMHeadModel.from_pretrained(folder, use_safetensors=True, dtype=torch.float32)
+    # the folder's own architecture (GPT-2 or Llama-style zoo models): a fixed class would load a
+    # Llama folder into freshly initialised GPT-2 weights without an error
+    model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=torch.float32)
     model.eval()
     tok = PreTrainedTokenizerFast.from_pretrained(folder)
     return model, tok
