@@ -18,7 +18,9 @@ def test_attention_figure_has_axis_labels_and_colour_bar():
     assert len(bars) == 1 and bars[0].get_ylabel() == "attention probability"
     assert [ax.get_ylabel() for ax in heads[::3]] == ["query position"] * 2
     assert [ax.get_xlabel() for ax in heads[3:]] == ["key position"] * 3
-    assert [t.get_text() for t in heads[0].get_xticklabels()] == ["<bos>", "a", "b", "c"]
+    # token labels on the outer axes of the grid: keys under the bottom row, queries left of the first column
+    assert [t.get_text() for t in heads[3].get_xticklabels()] == ["<bos>", "a", "b", "c"]
+    assert [t.get_text() for t in heads[3].get_yticklabels()] == ["<bos>", "a", "b", "c"]
 
 
 def test_circuit_figure_has_legend_and_title(circuit_folder):
