@@ -188,7 +188,8 @@ class _Forward:
         `head_grads`' layout: per q/k/v head with separate inputs, else per head over (q, k, v) x d_head."""
         key = ("qkv", layer, 0)
         if key not in self._weights_cache:
-            w = [self.weight("w", layer, part).transpose(1, 2) for part in range(3)]  # [heads, d_head, d_model]
+            # per part [heads, d_head, d_model]
+            w = [self.weight("w", layer, part).transpose(1, 2) for part in range(3)]
             self._weights_cache[key] = torch.cat(w) if self.graph.separate_qkv else torch.cat(w, dim=1)
         return self._weights_cache[key]
 
@@ -203,7 +204,8 @@ class _Forward:
         else:  # [heads, batch * pos, 3 d_head]
             flat = torch.cat(g, dim=3).flatten(0, 1).transpose(0, 1)
         w = self.head_weights(layer)
-        normed = torch.bmm(flat, w.to(flat.dtype)).unflatten(1, (batch, pos))  # [n_dests, batch, pos, d_model]
+        normed = torch.bmm(flat, w.to(flat.dtype))  # [n_dests, batch * pos, d_model]
+        normed = normed.unflatten(1, (batch, pos))  # [n_dests, batch, pos, d_model]
         _, vjp = torch.func.vjp(self.arch.attn_norms[layer], self.resid[layer].detach())
         return torch.vmap(vjp)(normed)[0]
 
