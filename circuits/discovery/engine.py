@@ -183,18 +183,30 @@ class _Forward:
             )  # [b,p,n,d] -> [n,b,p,d]
         return out
 
+    def head_weights(self, layer: int) -> Tensor:
+        """The q, k, v weights of a block as one batched matrix [dests, contracted, d_model], matching
+        `head_grads`' layout: per q/k/v head with separate inputs, else per head over (q, k, v) x d_head."""
+        key = ("qkv", layer, 0)
+        if key not in self._weights_cache:
+            # per part [heads, d_head, d_model]
+            w = [self.weight("w", layer, part).transpose(1, 2) for part in range(3)]
+            self._weights_cache[key] = torch.cat(w) if self.graph.separate_qkv else torch.cat(w, dim=1)
+        return self._weights_cache[key]
+
     @torch.no_grad()  # a result, not part of any graph (torch.func.vjp still differentiates the norm)
     def head_grads(self, layer: int, grads: list[Tensor]) -> Tensor:
         """Input gradients of an unrewired block's head destinations [n_dests, batch, pos, d_model]
         from the gradients at its q, k, v [batch, pos, heads, d_head]."""
-        arch, graph = self.arch, self.graph
-        g = [grads[i] for i in self.qkv_probes[layer]]
-        parts = [  # per part: [heads, batch, pos, d_model]
-            torch.einsum("bphe,hde->hbpd", g[part], self.weight("w", layer, part).to(g[part].dtype))
-            for part in range(3)
-        ]
-        normed = torch.cat(parts) if graph.separate_qkv else parts[0] + parts[1] + parts[2]
-        _, vjp = torch.func.vjp(arch.attn_norms[layer], self.resid[layer].detach())
+        g = [grads[i] for i in self.qkv_probes[layer]]  # per part [batch, pos, heads, d_head]
+        batch, pos = g[0].shape[:2]
+        if self.graph.separate_qkv:  # [q heads + 2 kv heads, batch * pos, d_head]
+            flat = torch.cat(g, dim=2).flatten(0, 1).transpose(0, 1)
+        else:  # [heads, batch * pos, 3 d_head]
+            flat = torch.cat(g, dim=3).flatten(0, 1).transpose(0, 1)
+        w = self.head_weights(layer)
+        normed = torch.bmm(flat, w.to(flat.dtype))  # [n_dests, batch * pos, d_model]
+        normed = normed.unflatten(1, (batch, pos))  # [n_dests, batch, pos, d_model]
+        _, vjp = torch.func.vjp(self.arch.attn_norms[layer], self.resid[layer].detach())
         return torch.vmap(vjp)(normed)[0]
 
     # -- callbacks --------------------------------------------------------------------------------------
