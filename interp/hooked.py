@@ -352,18 +352,20 @@ class HookedModel(WeightAccess, TLCompat):
         memory_budget: int | None = None,
         attention_mask: torch.Tensor | None = None,
         progress: bool = False,
+        grad: bool = False,
     ) -> torch.Tensor:
         """Run many intervention sets in few forward passes: [n_sets, ...] of logits or of `reduce(logits)`.
 
         The batch is repeated once per set along the batch axis; each set's interventions touch only
         its own copy. Sets are chunked so one pass fits `memory_budget` bytes (default: a quarter of
-        free GPU memory, or 2 GiB on CPU).
+        free GPU memory, or 2 GiB on CPU). Passes run without autograd unless `grad=True` (a pass's
+        graph holds every activation: about 3x the budget).
         """
         check_intervention_sets(intervention_sets)
         for interventions in intervention_sets:
             self._intervention_hooks(interventions)
         ids, mask = self.to_tokens(inputs, attention_mask)
-        return run_batched(self, ids, mask, intervention_sets, reduce, memory_budget, progress)
+        return run_batched(self, ids, mask, intervention_sets, reduce, memory_budget, progress, grad)
 
     def hooks_installed(self) -> int:
         """How many of this toolkit's hooks are on the wrapped model (0 unless inside a `hooks()` block).
