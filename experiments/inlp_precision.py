@@ -11,22 +11,17 @@ and after the current one (probes and projection in whitened float64 coordinates
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
 
-import interp
-from circuits.concepts.methods.common import fit_probe, orthonormal, site_acts
+from circuits.concepts.methods.common import fit_probe, orthonormal
 from circuits.concepts.methods.inlp import Config, inlp_projector
 from circuits.concepts.probe import majority, probe_accuracy
-from interp.io import atomic_write_json, package_versions
-from interp.tasks.concepts import CONCEPTS, Concepts
 
 sys.path.insert(0, str(Path(__file__).parent))
-from leace_precision import condition, synthetic  # noqa: E402
+from leace_precision import report  # noqa: E402
 
 
 def former_projector(x: torch.Tensor, y: torch.Tensor, k: int, cfg: Config) -> tuple[torch.Tensor, int]:
@@ -61,28 +56,8 @@ def row(x: torch.Tensor, y: torch.Tensor, xt: torch.Tensor, yt: torch.Tensor) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=None, help="JSON file to write (default: print only)")
-    args = parser.parse_args()
     torch.manual_seed(0)
-    model = interp.load("concepts-tiny")
-    task = Concepts()
-    train, test = task.sample(2000, seed=1), task.sample(1000, seed=2)
-    hook = "blocks.1.hook_resid_post"
-    x, xt = site_acts(model, train.tokens, hook), site_acts(model, test.tokens, hook)
-    site = {c: row(x, train.values[:, i], xt, test.values[:, i]) for i, c in enumerate(CONCEPTS)}
-    sx, sy = synthetic(6000)
-    result = {
-        "concepts_tiny": {"hook": hook, "condition_number": condition(x), "per_concept": site},
-        "synthetic": {
-            "condition_number": condition(sx[:4000]),
-            **row(sx[:4000], sy[:4000], sx[4000:], sy[4000:]),
-        },
-        "versions": package_versions(),
-    }
-    print(json.dumps(result, indent=2))
-    if args.out:
-        atomic_write_json(args.out, result)
+    report(row, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -56,8 +57,10 @@ def row(x, y, xt, yt) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def report(row: Callable[..., dict], description: str) -> None:
+    """Score an eraser on the concepts-tiny site (per concept) and on synthetic data with condition
+    number about 1e10: `row(x, y, x_test, y_test)` gives one result row; prints and optionally writes JSON."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", default=None, help="JSON file to write (default: print only)")
     args = parser.parse_args()
     model = interp.load("concepts-tiny")
@@ -78,6 +81,10 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     if args.out:
         atomic_write_json(args.out, result)
+
+
+def main() -> None:
+    report(row, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -8,24 +8,16 @@ directions of tiny variance and its orthogonal projection left the class means a
 
 from __future__ import annotations
 
-import pytest
 import torch
 
-from circuits.concepts.methods.common import site_acts
 from circuits.concepts.methods.inlp import Config, inlp_projector
 from circuits.concepts.probe import majority, probe_accuracy
-from tests.reliability.test_leace import _cond, ill_conditioned
+from tests.reliability.conftest import condition_number as _cond
 
 
 def erase(x: torch.Tensor, projector: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
     """[n, d] float64: x - (x - mean) P^T, the way `set_concept_on_site` applies a projector."""
     return x.double() - (x.double() - mean) @ projector.T
-
-
-@pytest.fixture(scope="module")
-def synthetic():
-    x, y = ill_conditioned(6000)
-    return x[:4000], y[:4000], x[4000:], y[4000:]
 
 
 def test_synthetic_cond_1e10_is_erased(synthetic):
@@ -63,17 +55,3 @@ def test_concepts_tiny_site_is_erased(concepts_site):
         projector, _ = inlp_projector(x, y, int(y.max()) + 1, Config())
         acc = probe_accuracy(erase(x, projector, mean), y, erase(xt, projector, mean), yt, reference=x)
         assert acc < majority(yt) + 0.04, (c, acc)
-
-
-@pytest.fixture(scope="module")
-def concepts_site():
-    import interp
-    from interp.tasks.concepts import Concepts
-
-    model = interp.load("concepts-tiny")
-    task = Concepts()
-    train, test = task.sample(2000, seed=1), task.sample(1000, seed=2)
-    hook = "blocks.1.hook_resid_post"
-    x, xt = site_acts(model, train.tokens, hook), site_acts(model, test.tokens, hook)
-    assert _cond(x) > 1e8  # the ill-conditioned site the regression was found on
-    return x, train.values, xt, test.values
