@@ -36,7 +36,7 @@ from interp.errors import InterpError
 from interp.io import atomic_write_json
 from saes.distributed import DistContext, shard_batches
 from saes.shards import FORMAT, INDEX, VERSION, ShardCache
-from saes.shuffle import Chunk, PassCount, shuffled
+from saes.shuffle import Chunk, PassBatches, PassCount, shuffled
 
 logger = logging.getLogger(__name__)
 
@@ -217,9 +217,9 @@ class ShardReader:
         """One pass over the cached windows."""
         return self._pass(self.seed, 0, PassCount())
 
-    def batches(self, n_tokens: int | None = None) -> _ReaderBatches:
+    def batches(self, n_tokens: int | None = None) -> PassBatches:
         """Repeated passes (reshuffled each time) until `n_tokens` rows per global batch count were read."""
-        return _ReaderBatches(self, n_tokens)
+        return PassBatches(self, n_tokens, "the cache")
 
     def _chunks(self) -> Iterator[Chunk]:
         total, step = self.cache.windows, self.chunk_windows
@@ -239,28 +239,3 @@ class ShardReader:
         )
         for batch in shard_batches(batches, self.dist):
             yield {name: t.to(self.device) for name, t in batch.items()}
-
-
-class _ReaderBatches:
-    """`ShardReader.batches(n_tokens)`: iterable; `.skip_batches(n)` resumes after `n` global batches."""
-
-    def __init__(self, reader: ShardReader, n_tokens: int | None) -> None:
-        self.reader, self.n_tokens = reader, n_tokens
-
-    def __iter__(self) -> Iterator[dict[str, Tensor]]:
-        return self.skip_batches(0)
-
-    def skip_batches(self, n: int) -> Iterator[dict[str, Tensor]]:
-        reader, limit = self.reader, self.n_tokens
-        seen, epoch, skip = 0, 0, n
-        while limit is None or (seen + n) * reader.batch_size < limit:
-            count = PassCount()
-            for batch in reader._pass(reader.seed + epoch, skip, count):
-                yield batch
-                seen += 1
-                if limit is not None and (seen + n) * reader.batch_size >= limit:
-                    return
-            if count.batches == 0:
-                raise InterpError(f"the cache holds less than one batch of {reader.batch_size} rows")
-            skip -= min(skip, count.batches)
-            epoch += 1

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
+
+from interp.errors import InterpError
 
 Acts = dict[str, Tensor]
 Chunk = tuple[int, int, "Tensor | None"]  # (first window, windows, token ids [windows, pos] or None)
@@ -125,3 +128,31 @@ def _gather(
         full = torch.cat([p[name] for p in parts])
         out[name] = full[index.to(full.device)]
     return out
+
+
+class PassBatches:
+    """The batches of a source's repeated passes (`ActivationStore`, `ShardReader`), each pass reshuffled
+    with the next seed, until `n_tokens` rows were yielded; `.skip_batches(n)` resumes after the first `n`
+    batches, which are planned but not computed. The source gives `seed`, `batch_size` and
+    `_pass(seed, skip, count)`; `what` names it when it cannot fill one batch."""
+
+    def __init__(self, source: Any, n_tokens: int | None, what: str) -> None:
+        self.source, self.n_tokens, self.what = source, n_tokens, what
+
+    def __iter__(self) -> Iterator[Acts]:
+        return self.skip_batches(0)
+
+    def skip_batches(self, n: int) -> Iterator[Acts]:
+        source, limit = self.source, self.n_tokens
+        seen, epoch, skip = 0, 0, n
+        while limit is None or (seen + n) * source.batch_size < limit:
+            count = PassCount()
+            for batch in source._pass(source.seed + epoch, skip, count):
+                yield batch
+                seen += 1
+                if limit is not None and (seen + n) * source.batch_size >= limit:
+                    return
+            if count.batches == 0:
+                raise InterpError(f"{self.what} holds less than one batch of {source.batch_size} rows")
+            skip -= min(skip, count.batches)
+            epoch += 1

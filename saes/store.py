@@ -35,7 +35,7 @@ from torch import Tensor
 
 from interp.errors import InterpError
 from saes.shards import ShardCache
-from saes.shuffle import Chunk, PassCount, shuffled
+from saes.shuffle import Chunk, PassBatches, PassCount, shuffled
 
 logger = logging.getLogger(__name__)
 
@@ -107,12 +107,12 @@ class ActivationStore:
         """One pass over the dataset (or `max_tokens` positions), in shuffled full batches."""
         return self._pass(self.seed, skip=0, count=PassCount())
 
-    def batches(self, n_tokens: int | None = None) -> StoreBatches:
+    def batches(self, n_tokens: int | None = None) -> PassBatches:
         """Repeated passes (each reshuffled with a new seed) until `n_tokens` activations were yielded.
 
         The result is iterable; `.skip_batches(n)` starts after the first `n` batches without computing
         their activations (the trainer uses it to resume)."""
-        return StoreBatches(self, n_tokens)
+        return PassBatches(self, n_tokens, "the dataset")
 
     def token_windows(self, n: int) -> Tensor:
         """The first `n` token windows [<= n, context_len] of the dataset (e.g. for evaluation)."""
@@ -246,32 +246,6 @@ class ActivationStore:
             "context_len": self.context_len,
             "with_grads": self.with_grads,
         }
-
-
-class StoreBatches:
-    """`ActivationStore.batches(n_tokens)`: iterable; `.skip_batches(n)` resumes after `n` batches."""
-
-    def __init__(self, store: ActivationStore, n_tokens: int | None) -> None:
-        self.store = store
-        self.n_tokens = n_tokens
-
-    def __iter__(self) -> Iterator[dict[str, Tensor]]:
-        return self.skip_batches(0)
-
-    def skip_batches(self, n: int) -> Iterator[dict[str, Tensor]]:
-        """The batches after the first `n`, which are planned but not computed."""
-        store, limit = self.store, self.n_tokens
-        seen, epoch, skip = 0, 0, n
-        while limit is None or (seen + skip) * store.batch_size < limit:
-            count = PassCount()
-            for batch in store._pass(store.seed + epoch, skip, count):
-                yield batch
-                seen += 1
-                if limit is not None and (seen + n) * store.batch_size >= limit:
-                    return
-            skip -= min(skip, count.batches)
-            epoch += 1
-        return
 
 
 def token_windows(
