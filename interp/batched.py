@@ -86,19 +86,6 @@ def run_batched(
     progress: bool,
     grad: bool = False,
 ) -> torch.Tensor:
-    with torch.set_grad_enabled(grad and torch.is_grad_enabled()):  # a pass's graph: ~3x the budget
-        return _run_chunks(model, ids, mask, intervention_sets, reduce, memory_budget, progress)
-
-
-def _run_chunks(
-    model: HookedModel,
-    ids: torch.Tensor,  # [batch, pos]
-    mask: torch.Tensor | None,
-    intervention_sets: Sequence[Sequence[Intervention]],
-    reduce: Callable[[torch.Tensor], torch.Tensor] | None,
-    memory_budget: int | None,
-    progress: bool,
-) -> torch.Tensor:
     batch, n_pos = ids.shape
     if model.device.type == "cpu":
         fix_mmap_threshold()
@@ -106,31 +93,33 @@ def _run_chunks(
     per_set = max(1, batch * bytes_per_example(model, n_pos))
     chunk = max(1, min(len(intervention_sets), budget // per_set))
     outputs: list[torch.Tensor] = []
-    starts = range(0, len(intervention_sets), chunk)
-    for start in tqdm(starts, desc="intervention sets", disable=not progress, unit="pass"):
-        sets = intervention_sets[start : start + chunk]
-        edits: dict[str, list[tuple[int, Intervention]]] = defaultdict(list)
-        for index, interventions in enumerate(sets):
-            for iv in interventions:
-                edits[iv.hook].append((index, iv))
-        hooks = [(hook, _chunk_hook(batch, pairs)) for hook, pairs in edits.items()]
-        chunk_ids = ids.repeat(len(sets), 1)
-        chunk_mask = None if mask is None else mask.repeat(len(sets), 1)
-        installation = model._install(hooks, read_only=False)
-        try:
-            logits = model._forward(chunk_ids, chunk_mask)
-        finally:
-            installation.remove()
-        for per_set_logits in logits.split(batch, dim=0):
-            if reduce is None:
-                outputs.append(per_set_logits)
-                continue
-            reduced = reduce(per_set_logits)
-            # a view (e.g. logits[:, -1]) would keep the whole pass's logits alive: copy it out
-            outputs.append(
-                reduced.clone()
-                if isinstance(reduced, torch.Tensor) and reduced._base is not None
-                else reduced
-            )
-        del logits
+    # without a graph unless asked: each pass's graph would hold ~3x the memory budget
+    with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+        starts = range(0, len(intervention_sets), chunk)
+        for start in tqdm(starts, desc="intervention sets", disable=not progress, unit="pass"):
+            sets = intervention_sets[start : start + chunk]
+            edits: dict[str, list[tuple[int, Intervention]]] = defaultdict(list)
+            for index, interventions in enumerate(sets):
+                for iv in interventions:
+                    edits[iv.hook].append((index, iv))
+            hooks = [(hook, _chunk_hook(batch, pairs)) for hook, pairs in edits.items()]
+            chunk_ids = ids.repeat(len(sets), 1)
+            chunk_mask = None if mask is None else mask.repeat(len(sets), 1)
+            installation = model._install(hooks, read_only=False)
+            try:
+                logits = model._forward(chunk_ids, chunk_mask)
+            finally:
+                installation.remove()
+            for per_set_logits in logits.split(batch, dim=0):
+                if reduce is None:
+                    outputs.append(per_set_logits)
+                    continue
+                reduced = reduce(per_set_logits)
+                # a view (e.g. logits[:, -1]) would keep the whole pass's logits alive: copy it out
+                outputs.append(
+                    reduced.clone()
+                    if isinstance(reduced, torch.Tensor) and reduced._base is not None
+                    else reduced
+                )
+            del logits
     return torch.stack(outputs)
