@@ -309,7 +309,9 @@ def _heatmap(
 ) -> Any:
     rows, cols = array.dims[-2], array.dims[-1]
     vmin, vmax = _limits(array.values, centre)
-    image = ax.imshow(values.cpu().numpy(), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
+    image = ax.imshow(
+        values.cpu().numpy(), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest"
+    )
     ax.set_xticks(range(values.shape[1]), array.ticks(cols), rotation=90 if _rotated(array, cols) else 0)
     ax.set_yticks(range(values.shape[0]), array.ticks(rows))
     ax.set_xlabel(cols)
