@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from interp.adapters.layouts import fused_part
+from interp.adapters.layouts import FusedLayout, fused_layout, fused_part
 from interp.adapters.spec import (
     DiffFromBase,
     Direct,
@@ -51,6 +51,7 @@ class _Entry:
     get: Getter
     set: Setter
     callback: Callback
+    part: tuple[FusedLayout, int] | None = None  # a part of a fused projection's output: (layout, index)
 
 
 def _checked(name: str, value: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
@@ -73,11 +74,27 @@ class _SiteDispatcher:
     stash: dict[Site, torch.Tensor] | None = None
 
     def run(self, tensor: torch.Tensor) -> torch.Tensor:
-        for entry in self.entries:
-            value = entry.get(tensor)
-            new = entry.callback(value)
-            if new is not None and new is not value:
-                tensor = entry.set(tensor, _checked(entry.name, value, new))
+        i, entries = 0, self.entries
+        while i < len(entries):
+            entry = entries[i]
+            if entry.part is None:
+                value = entry.get(tensor)
+                new = entry.callback(value)
+                if new is not None and new is not value:
+                    tensor = entry.set(tensor, _checked(entry.name, value, new))
+                i += 1
+                continue
+            # consecutive parts of one fused output (q, k, v): one split, one join
+            layout, parts, changed = entry.part[0], entry.part[0].split(tensor), False
+            while i < len(entries) and entries[i].part is not None and entries[i].part[0] is layout:
+                index = entries[i].part[1]
+                value = parts[index]
+                new = entries[i].callback(value)
+                if new is not None and new is not value:
+                    parts[index], changed = _checked(entries[i].name, value, new), True
+                i += 1
+            if changed:
+                tensor = layout.join(tensor, parts)
         if self.stash is not None:
             self.stash[self.site] = tensor
         return tensor
@@ -115,6 +132,12 @@ def _heads_view(n_heads: int, d_head: int) -> tuple[Getter, Setter]:
 
 def _fused(point: Fused, dims: Dims) -> tuple[Getter, Setter]:
     return fused_part(point.layout, point.part, dims.n_heads, dims.n_kv_heads, dims.d_head)
+
+
+def _fused_part(point: Point, dims: Dims) -> tuple[FusedLayout, int] | None:
+    if not isinstance(point, Fused):
+        return None
+    return fused_layout(point.layout, dims.n_heads, dims.n_kv_heads, dims.d_head), point.part
 
 
 def _identity(t: torch.Tensor) -> torch.Tensor:
@@ -177,7 +200,7 @@ class Installation:
             if isinstance(point, SumWithBase) and read_only and point.read is not None:
                 point = Direct(point.read)
             site, get, set_ = self._accessors(point, layer)
-            entry = _Entry(name, get, set_, callback)
+            entry = _Entry(name, get, set_, callback, _fused_part(point, self._dims))
             self._dispatcher(site, layer).entries.append(entry)
         self._entries.append(entry)
 

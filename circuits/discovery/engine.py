@@ -48,6 +48,7 @@ from torch import Tensor, nn
 
 from circuits.discovery.architecture import Wiring, describe, post_scale
 from circuits.discovery.compgraph import ComputationalGraph
+from circuits.discovery.norm_vjp import closed_form
 from interp import HookedModel
 from interp.errors import InterpError
 
@@ -59,9 +60,10 @@ class EdgeRun:
     logits: Tensor  # [batch, pos, vocab]
     sources: Tensor | None = None  # [n_sources, batch, pos, d_model] when recorded
     probes: list[Tensor] = field(default_factory=list)  # zero tensors added to reads, when probing
-    readers: list[Callable[[list[Tensor]], Tensor]] = field(default_factory=list)
-    """Per destination group, in destination order: the gradients of all probes -> dvalue/dinput of
-    its destinations [n, batch, pos, d_model]."""
+    readers: list[Callable[[list[Tensor], int], Tensor]] = field(default_factory=list)
+    """Per destination group, in destination order: (the gradients of all probes, the number of
+    stacked copies of the batch) -> dvalue/dinput of its destinations summed over the copies
+    [n, batch / copies, pos, d_model]."""
 
     def grads(self, graph: ComputationalGraph, value: Tensor, groups: int = 1) -> Tensor:
         """dvalue/dinput of every destination [n_dests, batch, pos, d_model], for a run made with
@@ -72,14 +74,15 @@ class EdgeRun:
             raise InterpError("grads() needs a run made with probe=True")
         grads = torch.autograd.grad(value, self.probes, allow_unused=True)
         grads = [torch.zeros_like(p) if g is None else g for p, g in zip(self.probes, grads, strict=True)]
-        parts = []
-        for reader in self.readers:
-            part = reader(grads)  # [n, batch, pos, d_model]
-            parts.append(part.unflatten(1, (groups, -1)).sum(1) if groups > 1 else part)
-        out = torch.cat(parts)
+        out = torch.cat([reader(grads, groups) for reader in self.readers])
         if out.shape[0] != len(graph.dests):
             raise InterpError(f"expected {len(graph.dests)} destination gradients, got {out.shape[0]}")
         return out
+
+
+def _summed(grads: Tensor, groups: int) -> Tensor:
+    """[n, batch, ...] -> [n, batch / groups, ...]: the sum over `groups` stacked copies of the batch."""
+    return grads.unflatten(1, (groups, -1)).sum(1) if groups > 1 else grads
 
 
 @contextlib.contextmanager
@@ -129,7 +132,9 @@ class _Forward:
         self.qkv_probes: dict[int, list[int]] = {}  # unrewired probed block -> indices of its q/k/v probes
         self.head_chunk: dict[int, int] = {}  # block -> index of its head outputs in `chunks`
         self.probes: list[Tensor] = []
-        self.readers: list[tuple[int, Callable[[list[Tensor]], Tensor]]] = []  # (first destination, reader)
+        self.readers: list[
+            tuple[int, Callable[[list[Tensor], int], Tensor]]
+        ] = []  # (first destination, reader)
 
     # -- the pieces ---------------------------------------------------------------------------------
     def weight(self, kind: str, layer: int, part: int = 0) -> Tensor:
@@ -179,35 +184,42 @@ class _Forward:
             out = out + self._add_probe(out)
             index = len(self.probes) - 1
             self.readers.append(
-                (dests.start, lambda grads: grads[index].movedim(2, 0))
-            )  # [b,p,n,d] -> [n,b,p,d]
+                (dests.start, lambda grads, groups: _summed(grads[index].movedim(2, 0), groups))
+            )
         return out
 
     def head_weights(self, layer: int) -> Tensor:
         """The q, k, v weights of a block as one batched matrix [dests, contracted, d_model], matching
-        `head_grads`' layout: per q/k/v head with separate inputs, else per head over (q, k, v) x d_head."""
+        `head_grads`' layout: per q/k/v head with separate inputs, else per head over (q, k, v) x d_head.
+        When the attention norm has a closed-form VJP, its gain and centring are folded in."""
         key = ("qkv", layer, 0)
         if key not in self._weights_cache:
             # per part [heads, d_head, d_model]
             w = [self.weight("w", layer, part).transpose(1, 2) for part in range(3)]
-            self._weights_cache[key] = torch.cat(w) if self.graph.separate_qkv else torch.cat(w, dim=1)
+            w = torch.cat(w) if self.graph.separate_qkv else torch.cat(w, dim=1)
+            norm = closed_form(self.arch.attn_norms[layer])
+            self._weights_cache[key] = w if norm is None else norm.fold(w)
         return self._weights_cache[key]
 
     @torch.no_grad()  # a result, not part of any graph (torch.func.vjp still differentiates the norm)
-    def head_grads(self, layer: int, grads: list[Tensor]) -> Tensor:
-        """Input gradients of an unrewired block's head destinations [n_dests, batch, pos, d_model]
-        from the gradients at its q, k, v [batch, pos, heads, d_head]."""
+    def head_grads(self, layer: int, grads: list[Tensor], groups: int) -> Tensor:
+        """Input gradients of an unrewired block's head destinations, summed over the `groups`
+        stacked copies of the batch [n_dests, batch / groups, pos, d_model], from the gradients at
+        its q, k, v [batch, pos, heads, d_head]."""
         g = [grads[i] for i in self.qkv_probes[layer]]  # per part [batch, pos, heads, d_head]
         batch, pos = g[0].shape[:2]
         if self.graph.separate_qkv:  # [q heads + 2 kv heads, batch * pos, d_head]
             flat = torch.cat(g, dim=2).flatten(0, 1).transpose(0, 1)
         else:  # [heads, batch * pos, 3 d_head]
             flat = torch.cat(g, dim=3).flatten(0, 1).transpose(0, 1)
-        w = self.head_weights(layer)
-        normed = torch.bmm(flat, w.to(flat.dtype))  # [n_dests, batch * pos, d_model]
+        w = self.head_weights(layer).to(flat.dtype)
+        norm = closed_form(self.arch.attn_norms[layer])
+        if norm is not None:  # `head_weights` folded the norm's gain (and centring) in
+            return norm.vjp_summed(self.resid[layer], flat, w, groups)
+        normed = torch.bmm(flat, w)  # [n_dests, batch * pos, d_model]
         normed = normed.unflatten(1, (batch, pos))  # [n_dests, batch, pos, d_model]
         _, vjp = torch.func.vjp(self.arch.attn_norms[layer], self.resid[layer].detach())
-        return torch.vmap(vjp)(normed)[0]
+        return _summed(torch.vmap(vjp)(normed)[0], groups)
 
     # -- callbacks --------------------------------------------------------------------------------------
     def resid_pre(self, layer: int) -> Callable[[Tensor, str], Tensor | None]:
@@ -232,7 +244,9 @@ class _Forward:
                         return None  # nothing rewired in this block: the model's own q, k, v
                     self.qkv_probes.setdefault(layer, []).append(len(self.probes))
                     if part == 2:
-                        self.readers.append((dests.start, lambda grads: self.head_grads(layer, grads)))
+                        self.readers.append(
+                            (dests.start, lambda grads, groups: self.head_grads(layer, grads, groups))
+                        )
                     return value + self._add_probe(value)
                 x = self._rewire(self.resid[layer], dests)  # [batch, pos, n_dests, d_model]
                 normed = arch.attn_norms[layer](x)

@@ -15,7 +15,9 @@ Layouts of the last axis:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -25,66 +27,68 @@ Getter = Callable[[torch.Tensor], torch.Tensor]
 Setter = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+@dataclass(frozen=True)
+class FusedLayout:
+    """Splitting a fused projection's output into its parts and joining them back.
+
+    `split(t)` gives every part of `t` [..., features] at once, each [..., head, d_head] (or
+    [..., half] for "halves"), as views where the layout allows; `join(t, parts)` is `t` with its
+    parts replaced by `parts`, in one concatenation. Replacing several parts of one tensor through
+    one split and one join (`interp.hook_points` does this for q, k and v hooked together) costs one
+    copy forward and one backward, where one `fused_part` setter per part would cost one each.
+    """
+
+    split: Callable[[torch.Tensor], list[torch.Tensor]]
+    join: Callable[[torch.Tensor, list[torch.Tensor]], torch.Tensor]
+
+
+@functools.cache
+def fused_layout(layout: Layout, n_heads: int, n_kv_heads: int, d_head: int) -> FusedLayout:
+    """The `FusedLayout` of `layout` for these head counts (one object per arguments)."""
+    h, kv, dh = n_heads, n_kv_heads, d_head
+    if layout == "halves":
+        return FusedLayout(lambda t: list(t.chunk(2, dim=-1)), lambda t, parts: torch.cat(parts, dim=-1))
+    if layout == "blocked":
+        sizes, heads = [h * dh, kv * dh, kv * dh], (h, kv, kv)
+
+        def split(t: torch.Tensor) -> list[torch.Tensor]:
+            return [p.unflatten(-1, (n, dh)) for p, n in zip(t.split(sizes, dim=-1), heads, strict=True)]
+
+        return FusedLayout(split, lambda t, parts: torch.cat([p.flatten(-2) for p in parts], dim=-1))
+    if layout == "interleaved":
+        return FusedLayout(
+            lambda t: list(t.unflatten(-1, (h, 3, dh)).unbind(-2)),
+            lambda t, parts: torch.stack(parts, dim=-2).flatten(-3),
+        )
+    if layout == "grouped":
+        g = h // kv
+
+        def split_grouped(t: torch.Tensor) -> list[torch.Tensor]:
+            grouped = t.unflatten(-1, (kv, g + 2, dh))  # [..., kv, g + 2, d_head]
+            q = grouped[..., :g, :].flatten(-3, -2)  # [..., head, d_head]
+            return [q, grouped[..., g, :], grouped[..., g + 1, :]]  # k, v: [..., kv_head, d_head]
+
+        def join_grouped(t: torch.Tensor, parts: list[torch.Tensor]) -> torch.Tensor:
+            q, k, v = parts
+            return torch.cat([q.unflatten(-2, (kv, g)), k[..., None, :], v[..., None, :]], dim=-2).flatten(-3)
+
+        return FusedLayout(split_grouped, join_grouped)
+    raise ValueError(f"unknown fused layout {layout!r}")
+
+
 def fused_part(
     layout: Layout, part: int, n_heads: int, n_kv_heads: int, d_head: int
 ) -> tuple[Getter, Setter]:
     """(get, set) for part `part` of `layout`: get [..., features] -> [..., head, d_head] (or [..., half]
     for "halves"); set(t, new) returns `t` with that part replaced by `new`."""
-    h, kv, dh = n_heads, n_kv_heads, d_head
-    if layout == "halves":
+    fused = fused_layout(layout, n_heads, n_kv_heads, d_head)
 
-        def get(t: torch.Tensor) -> torch.Tensor:
-            return t.chunk(2, dim=-1)[part]
+    def get(t: torch.Tensor) -> torch.Tensor:
+        return fused.split(t)[part]
 
-        def set_(t: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
-            parts = list(t.chunk(2, dim=-1))
-            parts[part] = new
-            return torch.cat(parts, dim=-1)
+    def set_(t: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+        parts = fused.split(t)
+        parts[part] = new
+        return fused.join(t, parts)
 
-        return get, set_
-    if layout == "blocked":
-        sizes = [h * dh, kv * dh, kv * dh]
-        n = h if part == 0 else kv
-
-        def get(t: torch.Tensor) -> torch.Tensor:
-            return t.split(sizes, dim=-1)[part].unflatten(-1, (n, dh))
-
-        def set_(t: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
-            parts = list(t.split(sizes, dim=-1))
-            parts[part] = new.flatten(-2)
-            return torch.cat(parts, dim=-1)
-
-        return get, set_
-    if layout == "interleaved":
-
-        def get(t: torch.Tensor) -> torch.Tensor:
-            return t.unflatten(-1, (h, 3, dh))[..., part, :]
-
-        def set_(t: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
-            parts = list(t.unflatten(-1, (h, 3, dh)).unbind(-2))
-            parts[part] = new
-            return torch.stack(parts, dim=-2).flatten(-3)
-
-        return get, set_
-    if layout == "grouped":
-        g = h // kv
-
-        def get(t: torch.Tensor) -> torch.Tensor:
-            grouped = t.unflatten(-1, (kv, g + 2, dh))  # [..., kv, g + 2, d_head]
-            if part == 0:
-                return grouped[..., :g, :].flatten(-3, -2)  # [..., head, d_head]
-            return grouped[..., g + part - 1, :]  # [..., kv_head, d_head]
-
-        def set_(t: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
-            grouped = t.unflatten(-1, (kv, g + 2, dh))
-            q, k, v = grouped[..., :g, :], grouped[..., g, :], grouped[..., g + 1, :]
-            if part == 0:
-                q = new.unflatten(-2, (kv, g))
-            elif part == 1:
-                k = new
-            else:
-                v = new
-            return torch.cat([q, k[..., None, :], v[..., None, :]], dim=-2).flatten(-3)
-
-        return get, set_
-    raise ValueError(f"unknown fused layout {layout!r}")
+    return get, set_
