@@ -149,9 +149,11 @@ class HookPoint:
         """Whether the activation is one vector (or one per head) per token, not a position x position map."""
         return len(self.pos_dims) == 1
 
-    def head_count(self, dims: _Dims) -> int | None:
-        """Size of the head axis for a model with dimensions `dims` (`model.cfg`), or None."""
-        return {"q": dims.n_heads, "kv": dims.n_kv_heads, None: None}[self.heads]
+    def head_count(self, dims: _Dims) -> int:
+        """Size of the head axis for a model with dimensions `dims` (`model.cfg`)."""
+        if self.heads is None:
+            raise InterpError(f"{self.name} has no head axis (per-head points: attn.hook_q/k/v/z/pattern)")
+        return dims.n_kv_heads if self.heads == "kv" else dims.n_heads
 
     # -- place in the forward pass ---------------------------------------------------------------
     @property
@@ -231,8 +233,8 @@ class Component:
 
     @classmethod
     def parse(cls, name: str | Component) -> Component:
-        """The component named `name` (see the class docstring); a component passes through."""
-        if isinstance(name, Component):
+        """The component named `name` (see the class docstring); one of this class passes through."""
+        if isinstance(name, cls):
             return name
         name = str(name).strip()
         if name in ("embed", "logits"):
