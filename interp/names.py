@@ -27,7 +27,7 @@ _PER_KV_HEAD = ("batch", "pos", "kv_head", "d_head")
 _SCORES = ("batch", "head", "q_pos", "k_pos")
 
 EMBED_KINDS: dict[str, tuple[str, ...]] = {"hook_embed": _RESID, "hook_pos_embed": _RESID}
-"""Hook points before the first block, by name."""
+"""Hook points before the first block, by name (learned position embeddings may have batch size 1)."""
 BLOCK_KINDS: dict[str, tuple[str, ...]] = {
     "hook_resid_pre": _RESID,
     "attn.hook_q": _PER_HEAD,
