@@ -69,7 +69,7 @@ def all_nodes(n_layers: int, n_heads: int) -> list[str]:
     """Every node of a model, in forward order."""
     nodes = ["embed"]
     for layer in range(n_layers):
-        nodes += [f"L{layer}.H{h}" for h in range(n_heads)] + [f"MLP{layer}"]
+        nodes += [Node.attn_head(layer, h).name for h in range(n_heads)] + [Node.mlp(layer).name]
     return nodes + ["logits"]
 
 
