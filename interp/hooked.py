@@ -313,19 +313,10 @@ class HookedModel(WeightAccess, TLCompat):
                     f"expected an Intervention (Patch, Ablate, Add, Scale, Project), got {type(iv).__name__}"
                 )
             self._point(iv.hook)
-            self._check_heads(iv)
+            if iv.heads is not None:
+                iv.point.check_heads(iv.heads, self.cfg)
             hooks.append((iv.hook, iv.apply))
         return hooks
-
-    def _check_heads(self, iv: Intervention) -> None:
-        if iv.heads is None:
-            return
-        n = iv.point.head_count(self.cfg)
-        bad = [h for h in iv.heads if not -n <= h < n]
-        if bad:
-            raise InterpError(
-                f"head index {bad[0]} out of range for {iv.hook}: the model has {n} heads (0..{n - 1})"
-            )
 
     def run_with_interventions(
         self,

@@ -16,6 +16,7 @@ what shape it has). A `Component` is a circuit node name (`embed`, `L{l}.H{h}`, 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -154,6 +155,16 @@ class HookPoint:
         if self.heads is None:
             raise InterpError(f"{self.name} has no head axis (per-head points: attn.hook_q/k/v/z/pattern)")
         return dims.n_kv_heads if self.heads == "kv" else dims.n_heads
+
+    def check_heads(self, heads: Sequence[int], dims: _Dims) -> None:
+        """Raise `InterpError` unless every index in `heads` names a head of this point (negative
+        indices count from the end) in a model with dimensions `dims`."""
+        n = self.head_count(dims)
+        bad = [h for h in heads if not -n <= h < n]
+        if bad:
+            raise InterpError(
+                f"head index {bad[0]} out of range for {self.name}: the model has {n} heads (0..{n - 1})"
+            )
 
     # -- place in the forward pass ---------------------------------------------------------------
     @property
