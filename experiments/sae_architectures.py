@@ -34,7 +34,6 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
-import re  # noqa: E402
 import time  # noqa: E402
 from dataclasses import asdict, dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -98,8 +97,7 @@ BATCH_ALLOCATED = ("batchtopk", "mutual_choice", "feature_choice")
 # ---- data and models ------------------------------------------------------------------------------
 def middle_hook(model: interp.HookedModel) -> tuple[str, str]:
     """(middle residual hook, final residual hook) of a model."""
-    layers = {int(m.group(1)) for h in model.hook_names() if (m := re.match(r"blocks\.(\d+)\.", h))}
-    n_layer = max(layers) + 1
+    n_layer = model.cfg.n_layers
     return f"blocks.{n_layer // 2}.hook_resid_pre", f"blocks.{n_layer - 1}.hook_resid_post"
 
 

@@ -16,7 +16,9 @@ _EXPORTS = {
     "ActivationCache": "interp.cache",
     "Ablate": "interp.interventions",
     "Add": "interp.interventions",
+    "Component": "interp.names",
     "HookNameError": "interp.errors",
+    "HookPoint": "interp.names",
     "HookedModel": "interp.hooked",
     "InterpError": "interp.errors",
     "Intervention": "interp.interventions",
@@ -32,7 +34,9 @@ __all__ = [
     "Ablate",
     "ActivationCache",
     "Add",
+    "Component",
     "HookNameError",
+    "HookPoint",
     "HookedModel",
     "InterpError",
     "Intervention",
@@ -53,6 +57,7 @@ if TYPE_CHECKING:
     from interp.hooked import HookedModel
     from interp.interventions import Ablate, Add, Intervention, Patch, Project, Scale
     from interp.loading import load
+    from interp.names import Component, HookPoint
 
 
 def __getattr__(name: str) -> Any:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import torch
 
 from interp.errors import HookNameError, InterpError, closest
+from interp.names import HookPoint
 
 if TYPE_CHECKING:
     from interp.hooked import HookedModel
-
-_BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
 
 class ActivationCache(Mapping[str, torch.Tensor]):
@@ -59,8 +57,8 @@ class ActivationCache(Mapping[str, torch.Tensor]):
 
     def layers(self, kind: str) -> list[int]:
         """Block indices that have `blocks.{l}.{kind}` cached, ascending."""
-        found = [int(m.group(1)) for name in self._data if (m := _BLOCK.match(name)) and m.group(2) == kind]
-        return sorted(found)
+        points = [HookPoint.try_parse(name) for name in self._data]
+        return sorted(p.layer for p in points if p is not None and p.layer is not None and p.kind == kind)
 
     def stack(self, kind: str) -> torch.Tensor:
         """`blocks.{l}.{kind}` for every cached layer, stacked: [layer, ...]."""

@@ -32,6 +32,7 @@ from interp.devices import input_device, is_dispatched
 from interp.errors import HookNameError, InterpError, closest
 from interp.hook_points import Dims, Installation, is_toolkit_hook
 from interp.interventions import Intervention
+from interp.names import HookPoint
 from interp.stopping import check_stop, run_until
 from interp.validation import check_intervention_sets, check_texts, check_token_ids, max_positions
 from interp.weights import WeightAccess
@@ -312,20 +313,10 @@ class HookedModel(WeightAccess, TLCompat):
                     f"expected an Intervention (Patch, Ablate, Add, Scale, Project), got {type(iv).__name__}"
                 )
             self._point(iv.hook)
-            self._check_heads(iv)
+            if iv.heads is not None:
+                iv.point.check_heads(iv.heads, self.cfg)
             hooks.append((iv.hook, iv.apply))
         return hooks
-
-    def _check_heads(self, iv: Intervention) -> None:
-        if iv.heads is None:
-            return
-        kind = iv.hook.rsplit(".", 1)[-1]
-        n = self.cfg.n_kv_heads if kind in ("hook_k", "hook_v") else self.cfg.n_heads
-        bad = [h for h in iv.heads if not -n <= h < n]
-        if bad:
-            raise InterpError(
-                f"head index {bad[0]} out of range for {iv.hook}: the model has {n} heads (0..{n - 1})"
-            )
 
     def run_with_interventions(
         self,
@@ -396,7 +387,7 @@ def _recorder(store: dict, name: str, positions, device, grad: bool) -> Callable
             store[name] = tensor.detach()
 
         return record_plain
-    pos_dim = 2 if name.endswith("hook_pattern") else 1
+    pos_dim = HookPoint(name).pos_dim
     if positions is not None:
         index = (slice(None),) * pos_dim + ((positions if isinstance(positions, slice) else list(positions)),)
 

@@ -17,19 +17,11 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import torch
 
 from interp.errors import InterpError, ShapeError
+from interp.names import HookPoint
 from interp.validation import as_tensor, check_finite_number, check_finite_tensor, check_indices
 
 if TYPE_CHECKING:
     from interp.cache import ActivationCache
-
-
-def layout(hook: str) -> tuple[int, int | None]:
-    """(position dim, head dim or None) of the activation at `hook`; batch is always dim 0."""
-    if hook.endswith("attn.hook_pattern"):
-        return 2, 1  # [batch, head, q_pos, k_pos]
-    if hook.rsplit(".", 1)[-1] in ("hook_q", "hook_k", "hook_v", "hook_z"):
-        return 1, 2  # [batch, pos, head, d_head]
-    return 1, None  # [batch, pos, ...]
 
 
 def _tensor_to_json(t: torch.Tensor) -> dict:
@@ -81,11 +73,16 @@ class Intervention:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, check_indices(value, f"{type(self).__name__} {name}"))
-        if self.heads is not None and layout(self.hook)[1] is None:
+        if self.heads is not None and self.point.head_dim is None:
             raise InterpError(
                 f"{type(self).__name__} on {self.hook}: heads= needs a per-head hook "
                 "(attn.hook_q/k/v/z/pattern); this hook has no head dimension"
             )
+
+    @property
+    def point(self) -> HookPoint:
+        """The hook as a `HookPoint` (its layer and which axes are heads and positions)."""
+        return HookPoint(self.hook)
 
     # -- editing -------------------------------------------------------------------------------
     def new_value(self, act: torch.Tensor) -> torch.Tensor:
@@ -101,7 +98,8 @@ class Intervention:
     def _selection_mask(self, act: torch.Tensor) -> torch.Tensor | None:
         if self.heads is None and self.positions is None:
             return None
-        pos_dim, head_dim = layout(self.hook)
+        point = self.point
+        pos_dim, head_dim = point.pos_dim, point.head_dim
         shape = [1] * act.ndim
         mask = torch.ones(shape, dtype=torch.bool, device=act.device)
         for dim, chosen, what in ((head_dim, self.heads, "head"), (pos_dim, self.positions, "position")):

@@ -17,6 +17,7 @@ from typing import Any
 
 from interp.errors import InterpError
 from interp.io import atomic_write_json, check_out_dir
+from interp.names import HookPoint
 from interp.validation import check_device, check_positive
 
 logger = logging.getLogger(__name__)
@@ -24,8 +25,6 @@ logger = logging.getLogger(__name__)
 INPUTS_FILENAME = "run_inputs.json"
 # may change between a run and its resumption: where it runs and how it is evaluated
 _FREE_ON_RESUME = frozenset({"device", "eval_windows", "cache_dir"})
-# hooks whose activation is not one vector per token: an SAE cannot read them sensibly
-_NOT_PER_TOKEN = ("attn.hook_pattern", "attn.hook_attn_scores")
 
 
 def check_numbers(inputs: Any) -> None:
@@ -49,7 +48,8 @@ def check_hooks(hooks: list[str], model: Any, context_len: int) -> None:
     """Refuse hooks an SAE cannot read: unknown names, and ones that are not a vector per token."""
     names = model.hook_names()
     for hook in hooks:
-        if any(hook.endswith(kind) for kind in _NOT_PER_TOKEN):
+        point = HookPoint.try_parse(hook)
+        if point is not None and not point.per_token:  # a position x position map
             raise InterpError(
                 f"--hook {hook} is an attention pattern [batch, head, q_pos, k_pos], not one vector per token, so an "
                 "SAE cannot read it; use the head outputs (attn.hook_z) or hook_attn_out of that layer"

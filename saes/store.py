@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from interp.errors import InterpError
+from interp.names import HookPoint
 from saes.shards import ShardCache
 from saes.shuffle import Chunk, PassBatches, PassCount, shuffled
 
@@ -41,7 +41,6 @@ logger = logging.getLogger(__name__)
 
 _TOKEN_COLUMNS = ("input_ids", "tokens", "token_ids")
 _ROWS_AT_ONCE = 32
-_BLOCK = re.compile(r"^blocks\.(\d+)\.")
 
 
 class ActivationStore:
@@ -292,10 +291,10 @@ def last_block(model: Any, hooks: Sequence[str]) -> int | None:
     """The forward can stop after block `last_block` (None: every hook needs the whole model)."""
     layers = []
     for name in hooks:
-        m = _BLOCK.match(name)
-        if m is None and name not in ("hook_embed", "hook_pos_embed"):
+        point = HookPoint.try_parse(name)
+        if point is None or (point.layer is None and not point.is_embedding):
             return None
-        layers.append(int(m.group(1)) if m else 0)
+        layers.append(point.layer or 0)
     return max(layers)
 
 

@@ -27,23 +27,26 @@ these are the locations where IIT trained the variables, so they are where IIA s
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from circuits.abstraction.sites import Location
+from circuits.graph.nodes import Node
 from interp.errors import InterpError
 
-_HEAD = re.compile(r"^L(\d+)\.H(\d+)$")
-_MLP = re.compile(r"^MLP(\d+)$")
+
+def _parse(node: str) -> Node | None:
+    try:
+        return Node.parse(node)
+    except InterpError:
+        return None
 
 
 def node_location(node: str, position: str | int = "END") -> Location:
     """The location of a head or MLP node at `position` (embed and logits have none)."""
-    if m := _HEAD.match(node):
-        return Location(f"blocks.{m.group(1)}.attn.hook_z", position, int(m.group(2)))
-    if m := _MLP.match(node):
-        return Location(f"blocks.{m.group(1)}.hook_mlp_out", position)
-    raise InterpError(f"node {node!r} is not a head (L{{layer}}.H{{head}}) or an MLP (MLP{{layer}})")
+    parsed = _parse(node)
+    if parsed is None or parsed.kind not in ("head", "mlp"):
+        raise InterpError(f"node {node!r} is not a head (L{{layer}}.H{{head}}) or an MLP (MLP{{layer}})")
+    return Location(str(parsed.hook), position, parsed.head)
 
 
 def split_node(spec: str, position: str = "END") -> tuple[str, str]:
@@ -54,22 +57,19 @@ def split_node(spec: str, position: str = "END") -> tuple[str, str]:
 
 def order(node: str, n_layers: int) -> float:
     """Position of `node` in the forward pass (for checking edge direction)."""
-    if node == "embed":
-        return -1.0
-    if node == "logits":
-        return float(n_layers)
-    if m := _HEAD.match(node):
-        return float(m.group(1))
-    if m := _MLP.match(node):
-        return float(m.group(1)) + 0.5
-    raise InterpError(f"bad node name {node!r}; use embed, L{{layer}}.H{{head}}, MLP{{layer}} or logits")
+    parsed = _parse(node)
+    if parsed is None or parsed.kind in ("feature", "error"):
+        raise InterpError(f"bad node name {node!r}; use embed, L{{layer}}.H{{head}}, MLP{{layer}} or logits")
+    if parsed.layer is None:
+        return -1.0 if parsed.kind == "embed" else float(n_layers)
+    return parsed.layer + (0.5 if parsed.kind == "mlp" else 0.0)
 
 
 def all_nodes(n_layers: int, n_heads: int) -> list[str]:
     """Every node of a model, in forward order."""
     nodes = ["embed"]
     for layer in range(n_layers):
-        nodes += [f"L{layer}.H{h}" for h in range(n_heads)] + [f"MLP{layer}"]
+        nodes += [Node.attn_head(layer, h).name for h in range(n_heads)] + [Node.mlp(layer).name]
     return nodes + ["logits"]
 
 

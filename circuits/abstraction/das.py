@@ -45,7 +45,6 @@ from circuits.abstraction.maps import (
 from circuits.abstraction.sites import Location, check, gather, position_index, scatter, width
 from interp.errors import InterpError
 from interp.hooked import HookedModel
-from interp.interventions import layout
 
 logger = logging.getLogger(__name__)
 METHODS = ("das", "boundless", "nonlinear")
@@ -155,7 +154,7 @@ def train_map(
         >>> amap = train_map(model, train, "left", Location("blocks.0.hook_resid_post", "END"), SearchConfig())
     """
     check(model, loc, data.base_positions)
-    if loc.head is None and layout(loc.hook)[1] is not None:
+    if loc.head is None and loc.point.head_dim is not None:
         raise InterpError(f"{loc}: an alignment map on a per-head hook needs a head (e.g. [H0]); try --heads")
     sources = _source_vectors(model, data, variable, loc)
     w = width(model, loc)

@@ -27,10 +27,10 @@ from torch import Tensor
 
 from interp.errors import InterpError, ShapeError
 from interp.hooked import HookedModel
-from interp.interventions import Intervention, layout
+from interp.interventions import Intervention
+from interp.names import HookPoint
 
 _LABEL = re.compile(r"^(?P<hook>[^\[@]+)(\[H(?P<head>-?\d+)\])?@(?P<pos>.+)$")
-_HEAD_HOOKS = ("hook_q", "hook_k", "hook_v", "hook_z")
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,14 @@ class Location:
         )
 
     @property
+    def point(self) -> HookPoint:
+        """The hook as a `HookPoint` (an `InterpError` if `hook` is not a hook name)."""
+        return HookPoint(self.hook)
+
+    @property
     def layer(self) -> int | None:
         """The block index of the hook (None for global hooks)."""
-        m = re.match(r"^blocks\.(\d+)\.", self.hook)
-        return int(m.group(1)) if m else None
+        return self.point.layer
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,22 +86,18 @@ class Alignment:
 
 def width(model: HookedModel, location: Location) -> int:
     """Size of the vector an alignment at `location` acts on (d_head for a head, else the last dim)."""
-    c = model.cfg
-    kind = location.hook.rsplit(".", 1)[-1]
-    if kind in _HEAD_HOOKS:
-        return c.d_head
-    if location.hook.endswith("mlp.hook_pre") or location.hook.endswith("mlp.hook_post"):
-        return c.d_mlp
-    return c.d_model
+    axes = location.point.axes
+    last = axes[-1] if axes else "d_model"  # the vector's own axis: d_head, d_mlp or d_model
+    return getattr(model.cfg, last if last in ("d_head", "d_mlp") else "d_model")
 
 
 def check(model: HookedModel, alignment: Alignment | Location, positions: Mapping[str, Tensor]) -> None:
     """Raise `InterpError` unless the location exists in `model` and the data, and the subspace fits."""
     loc = alignment.location if isinstance(alignment, Alignment) else alignment
     model.select(loc.hook)  # HookNameError (lists the closest names) for a hook the model lacks
-    if loc.hook.endswith("hook_pattern"):
+    if not loc.point.per_token:
         raise InterpError(f"{loc}: attention patterns are not a place a variable can be aligned to")
-    has_heads = layout(loc.hook)[1] is not None
+    has_heads = loc.point.head_dim is not None
     if loc.head is not None and not has_heads:
         raise InterpError(f"{loc}: a head was given but {loc.hook} has no head dimension")
     if loc.head is not None and not -model.cfg.n_heads <= loc.head < model.cfg.n_heads:

@@ -27,7 +27,6 @@ stream that covers every path. `circuits.discovery.shift` ablates chosen feature
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,10 +40,8 @@ from circuits.discovery.scores import EdgeScores
 from circuits.graph import Edge, Node
 from interp import HookedModel
 from interp.errors import InterpError
+from interp.names import HookPoint
 
-_SITE = re.compile(r"^blocks\.(\d+)\.hook_(resid_post|attn_out|mlp_out)$")
-SITE_OF_HOOK = {"resid_post": "resid", "attn_out": "attn", "mlp_out": "mlp"}
-HOOK_OF_SITE = {v: f"hook_{k}" for k, v in SITE_OF_HOOK.items()}
 _ORDER = {"attn": 0, "mlp": 1, "resid": 2}
 
 
@@ -70,8 +67,8 @@ def sites_of(saes: Sequence[Any] | Mapping[str, Any]) -> tuple[Site, ...]:
     pairs = saes.items() if isinstance(saes, Mapping) else [(getattr(s.cfg, "hook_in", ""), s) for s in saes]
     out = []
     for hook, sae in pairs:
-        m = _SITE.match(hook or "")
-        if m is None:
+        point = HookPoint.try_parse(hook)
+        if point is None or point.feature_site is None:
             raise InterpError(
                 f"feature circuits need SAEs on blocks.<l>.hook_resid_post, hook_attn_out or hook_mlp_out; got {hook!r}"
             )
@@ -81,7 +78,7 @@ def sites_of(saes: Sequence[Any] | Mapping[str, Any]) -> tuple[Site, ...]:
             raise InterpError(
                 f"the SAE for {hook} is a transcoder; feature circuits need SAEs that rewrite their hook"
             )
-        out.append(Site(hook, int(m[1]), SITE_OF_HOOK[m[2]], sae))
+        out.append(Site(hook, point.layer, point.feature_site, sae))  # type: ignore[arg-type]
     if not out:
         raise InterpError("feature circuits need at least one SAE: FeatureCircuitConfig(saes=...)")
     return tuple(sorted(out, key=lambda s: (s.layer, _ORDER[s.kind])))

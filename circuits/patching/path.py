@@ -22,7 +22,6 @@ Algorithm (base input = clean when noising, corrupted when denoising; source = t
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -35,18 +34,7 @@ from circuits.results import LabelledArray
 from interp.errors import InterpError
 from interp.hooked import HookedModel, Inputs
 from interp.interventions import Intervention, Patch
-
-_BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
-# receivers read before their layer's heads write: senders must sit in an earlier layer
-_BEFORE_ATTENTION = (
-    "hook_resid_pre",
-    "attn.hook_q",
-    "attn.hook_k",
-    "attn.hook_v",
-    "attn.hook_pattern",
-    "attn.hook_z",
-    "hook_attn_out",
-)
+from interp.names import HookPoint
 
 
 @dataclass(frozen=True)
@@ -62,17 +50,24 @@ class Receiver:
     positions: tuple[int, ...] | None = None
 
     @property
-    def layer(self) -> int:
-        match = _BLOCK.match(self.hook)
-        if match is None:
+    def point(self) -> HookPoint:
+        """The hook as a block `HookPoint` (an `InterpError` for any other name)."""
+        point = HookPoint.try_parse(self.hook)
+        if point is None or point.layer is None:
             raise InterpError(f"receiver {self.hook!r} is not a block hook (blocks.{{l}}.<kind>)")
-        return int(match.group(1))
+        return point
+
+    @property
+    def layer(self) -> int:
+        return self.point.layer  # type: ignore[return-value]  # a block point has one
 
     @property
     def last_sender_layer(self) -> int:
-        """The last layer whose heads can write into this receiver."""
-        suffix = _BLOCK.match(self.hook).group(2)  # type: ignore[union-attr]
-        return self.layer - 1 if suffix in _BEFORE_ATTENTION else self.layer
+        """The last layer whose heads can write into this receiver: the one before for receivers up
+        to the block's attention output (they read before its heads write), else its own."""
+        point = self.point
+        before = point.order <= HookPoint.block(self.layer, "hook_attn_out").order
+        return self.layer - 1 if before else self.layer
 
 
 def _receivers(model: HookedModel, receivers: Sequence[Receiver | str] | None) -> list[Receiver]:

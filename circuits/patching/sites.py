@@ -22,7 +22,8 @@ from torch import Tensor
 
 from interp.errors import InterpError, closest
 from interp.hooked import HookedModel
-from interp.interventions import Intervention, Patch, layout
+from interp.interventions import Intervention, Patch
+from interp.names import HookPoint
 
 Per = Literal["layer", "position", "head", "position_head"]
 PER: tuple[str, ...] = ("layer", "position", "head", "position_head")
@@ -31,14 +32,22 @@ Positions = Sequence[int] | Mapping[str, Tensor] | None
 
 @dataclass(frozen=True)
 class HookKind:
-    """A per-block hook point: its short name, the name under `blocks.{l}.`, and its head axis."""
+    """A per-block hook point: its short name, the name under `blocks.{l}.`, and its head axis
+    (by default the one `interp.names` gives the kind: "q", "kv" or None)."""
 
     short: str
     suffix: str
     heads: Literal["q", "kv"] | None = None
 
+    def __post_init__(self) -> None:
+        if self.heads is None:
+            object.__setattr__(self, "heads", self.point(0).heads)
+
+    def point(self, layer: int) -> HookPoint:
+        return HookPoint.block(layer, self.suffix)
+
     def hook(self, layer: int) -> str:
-        return f"blocks.{layer}.{self.suffix}"
+        return self.point(layer).name
 
 
 KINDS: dict[str, HookKind] = {
@@ -51,11 +60,11 @@ KINDS: dict[str, HookKind] = {
         HookKind("mlp_out", "hook_mlp_out"),
         HookKind("mlp_pre", "mlp.hook_pre"),
         HookKind("mlp_post", "mlp.hook_post"),
-        HookKind("q", "attn.hook_q", "q"),
-        HookKind("k", "attn.hook_k", "kv"),
-        HookKind("v", "attn.hook_v", "kv"),
-        HookKind("z", "attn.hook_z", "q"),
-        HookKind("pattern", "attn.hook_pattern", "q"),
+        HookKind("q", "attn.hook_q"),
+        HookKind("k", "attn.hook_k"),
+        HookKind("v", "attn.hook_v"),
+        HookKind("z", "attn.hook_z"),
+        HookKind("pattern", "attn.hook_pattern"),
     )
 }
 
@@ -97,7 +106,7 @@ class PatchWhere(Patch):
 
     def _selection_mask(self, act: Tensor) -> Tensor | None:
         base = super()._selection_mask(act)
-        pos_dim, _ = layout(self.hook)
+        pos_dim = self.point.pos_dim
         where = self.where.to(device=act.device, dtype=torch.bool)
         if where.ndim != 2 or where.shape[1] != act.shape[pos_dim] or where.shape[0] not in (1, act.shape[0]):
             raise InterpError(
@@ -237,14 +246,15 @@ def grid(
 
 def site_interventions(g: Grid, site: Site, value: Tensor) -> list[Intervention]:
     """The patch that puts `value` (the source activation at `site`'s hook, full shape) into `site`."""
-    hook = g.kind.hook(site.layer)
+    point = g.kind.point(site.layer)
+    hook = point.name
     heads = None if site.head is None else (site.head,)
     if site.position is None:
         return [Patch(hook, value=value, heads=heads)]
     if isinstance(site.position, str):
         assert g.named is not None
         index = g.named[site.position]  # [batch]
-        n_pos = value.shape[layout(hook)[0]]
+        n_pos = value.shape[point.pos_dim]
         where = torch.nn.functional.one_hot(index, n_pos).bool()  # [batch, pos]
         return [PatchWhere(hook, value=value, heads=heads, where=where)]
     return [Patch(hook, value=value, heads=heads, positions=(site.position,))]

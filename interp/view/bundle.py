@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any
 
 from interp.errors import InterpError
 from interp.io import RESULT_SCHEMA, RESULT_VERSION
+from interp.names import HookPoint
 from interp.view.graphs import attribution_view, circuit_view, is_attribution_graph
 from interp.view.record import ATTENTION_SCHEMA, ATTENTION_VERSION
 from interp.view.tokens import display_tokens
@@ -142,13 +142,10 @@ def heatmap_view(data: dict[str, Any], title: str) -> dict[str, Any] | None:
     }
 
 
-_SITE_OF_HOOK = re.compile(r"^blocks\.(\d+)\.hook_(resid_post|attn_out|mlp_out)$")
-
-
 def _site(hook: str | None) -> str | None:
     """The circuit-node prefix of an SAE's hook: `blocks.1.hook_resid_post` -> `L1.resid`."""
-    match = _SITE_OF_HOOK.match(hook or "")
-    return f"L{match[1]}.{match[2].split('_')[0]}" if match else None
+    point = HookPoint.try_parse(hook)
+    return f"L{point.layer}.{point.feature_site}" if point is not None and point.feature_site else None
 
 
 def _sae_hook(folder: Path) -> str | None:

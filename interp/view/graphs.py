@@ -1,8 +1,8 @@
 """Circuit and attribution-graph files as the viewer's graph view: nodes placed row by row.
 
-The viewer reads files, never the `circuits` package, so the layout rules are restated here from
-the node names of the circuit JSON (`embed`, `L{l}.H{h}`, `MLP{l}`, `L{l}.{site}.F{i}`,
-`L{l}.{site}.err`, `logits`): rows run along the residual stream (embedding at the bottom, then the
+The viewer reads files, never the `circuits` package: node names of the circuit JSON (`embed`,
+`L{l}.H{h}`, `MLP{l}`, `L{l}.{site}.F{i}`, `L{l}.{site}.err`, `logits`) are parsed by
+`interp.names.Component`, which `circuits.graph.Node` extends, so both place them alike: rows run along the residual stream (embedding at the bottom, then the
 heads of block l, SAE nodes on what they read, MLP l, ..., logits on top), and within a row nodes are
 spread by head or latent index. Attribution graphs (nodes with `node_id`, `layer`, `ctx_idx`,
 `feature_type`, and `links` with `source`, `target`, `weight`, the layout of circuit-tracer's and
@@ -18,30 +18,22 @@ import re
 from collections import defaultdict
 from typing import Any
 
-_HEAD = re.compile(r"^L(\d+)\.H(\d+)$")
-_MLP = re.compile(r"^MLP(\d+)$")
-_SAE = re.compile(r"^L(\d+)\.(resid|attn|mlp)\.(?:F(\d+)|(err))$")
-_SAE_OFFSET = {"attn": 1.5, "mlp": 2.5, "resid": 2.75}
+from interp.errors import InterpError
+from interp.names import Component
 
 
-def _parse(name: str, kind: str | None = None) -> dict[str, Any]:
+def _parse(name: str) -> dict[str, Any]:
     """kind, layer, head, site, index and depth along the residual stream of a circuit node name."""
-    if name == "embed":
-        return {"kind": "embed", "depth": 0.0}
-    if name == "logits":
-        return {"kind": "logits", "depth": 1e9}
-    if m := _HEAD.match(name):
-        layer, head = int(m[1]), int(m[2])
-        return {"kind": "head", "layer": layer, "head": head, "depth": 2 * layer + 1.0}
-    if m := _MLP.match(name):
-        return {"kind": "mlp", "layer": int(m[1]), "depth": 2 * int(m[1]) + 2.0}
-    if m := _SAE.match(name):
-        layer, site = int(m[1]), m[2]
-        parsed = {"kind": "error" if m[4] else "feature", "layer": layer, "site": site}
-        if m[3] is not None:
-            parsed["index"] = int(m[3])
-        return {**parsed, "depth": 2 * layer + _SAE_OFFSET[site]}
-    return {"kind": kind or "other", "depth": 0.5}
+    try:
+        node = Component.parse(name)
+    except InterpError:
+        return {"kind": "other", "depth": 0.5}
+    fields = {"layer": node.layer, "head": node.head, "site": node.site, "index": node.index}
+    return {
+        "kind": node.kind,
+        **{k: v for k, v in fields.items() if v is not None},
+        "depth": float(node.depth),
+    }
 
 
 def _row_label(node: dict[str, Any]) -> str:

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from interp.errors import ShapeError
 from interp.io import atomic_write_json
+from interp.names import HookPoint
 from saes import sparse
 from saes.architectures import ops
 from saes.format import DTYPES, SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME, atomic_dir
@@ -272,6 +273,8 @@ class SparseAutoencoder(nn.Module):
         """The `cfg.json` SAELens reads; our own config rides along under `metadata.interp`."""
         cfg = self.cfg
         arch = self.saelens_transcoder_architecture if cfg.is_transcoder else self.saelens_architecture
+        point = HookPoint.try_parse(cfg.hook_in)
+        per_head_z = point is not None and point.kind == "attn.hook_z"  # SAELens flattens its heads
         out: dict[str, Any] = {
             "architecture": arch or f"interp_{self.arch}",
             "d_in": cfg.d_in,
@@ -280,7 +283,7 @@ class SparseAutoencoder(nn.Module):
             "device": "cpu",
             "apply_b_dec_to_input": self.subtracts_b_dec,
             "normalize_activations": "none",
-            "reshape_activations": "hook_z" if cfg.hook_in.endswith("hook_z") else "none",
+            "reshape_activations": "hook_z" if per_head_z else "none",
             "metadata": {
                 "model_name": cfg.model_name or None,
                 "hook_name": cfg.hook_in or None,
