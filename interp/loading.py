@@ -167,3 +167,25 @@ def _load_named(
         return _from_folder(name, dtype, trust_remote_code, **kwargs)  # transformers resolves hub ids
     except OSError as exc:
         raise InterpError(f"could not load {name!r} from the Hugging Face hub: {exc}") from exc
+
+
+def check_task_tokenizer(model: HookedModel, name: str, *, required: bool = False) -> HookedModel:
+    """`model`, refused with one line if its tokenizer maps task words to other ids than the interp task
+    tokenizer (task prompts are token ids) or, when `required`, if it has no tokenizer."""
+    from interp.tasks import same_vocabulary
+
+    tok = model.tokenizer
+    if (tok is None and required) or (tok is not None and not same_vocabulary(tok)):
+        raise InterpError(
+            f"{name} does not use the interp task tokenizer, so task prompts cannot be fed to it; "
+            "use a zoo task model (interp zoo list)"
+        )
+    return model
+
+
+def load_task_model(name: str, device: str | torch.device | None = _UNSET) -> HookedModel:  # type: ignore[assignment]
+    """`load(name)` for a command that feeds it task prompts (checked by `check_task_tokenizer`).
+
+    >>> model = load_task_model("ioi-tiny", device="cpu")
+    """
+    return check_task_tokenizer(load(name, device=device), name)

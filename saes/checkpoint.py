@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from interp.errors import InterpError
 from interp.io import atomic_write_json
 from saes.architectures import SparseAutoencoder
+from saes.config import SAEConfig
 from saes.format import (
     SAE_CFG_FILENAME,
     SAE_WEIGHTS_FILENAME,
@@ -113,7 +114,7 @@ def read_checkpoint(path: str | Path, sae: SparseAutoencoder) -> dict[str, Any]:
         raise InterpError(
             f"checkpoint {path} is corrupt ({type(exc).__name__}: {exc}); delete it to resume from an older one"
         ) from exc
-    if saved_cfg != sae.cfg.to_dict():
+    if SAEConfig.from_dict(saved_cfg) != sae.cfg:  # the saved dict may be of the older, flat layout
         raise InterpError(
             f"checkpoint {path} was written for a different SAEConfig; resume with the config it was trained with"
         )

@@ -9,11 +9,13 @@ back into the config.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from interp.errors import InterpError
+from saes.architectures.knobs import Knobs
 from saes.architectures.registry import REGISTRY
 
 Normalize = Literal["none", "mean_norm"]
@@ -75,43 +77,13 @@ class SAEConfig:
     apply_b_dec_to_input: bool = True
     """Subtract `b_dec` from the input before encoding (standard SAEs). Forced off for transcoders."""
 
-    jumprelu_init_threshold: float = 0.1
-    """Initial JumpReLU threshold, in normalised input units (inputs of mean norm sqrt(d_in))."""
-
-    jumprelu_bandwidth: float = 0.1
-    """Width of the rectangle kernel of the straight-through estimator for JumpReLU's L0 penalty
-    (the paper's 0.001 suits its much longer training runs)."""
-
-    matryoshka_prefixes: tuple[int, ...] = ()
-    """Nested prefix lengths for `matryoshka`, increasing, the last equal to `d_sae`. Empty means
-    (d_sae/8, d_sae/4, d_sae/2, d_sae) rounded down (at least 1)."""
-
-    zipf_exponent: float = 1.0
-    """Exponent alpha of the Zipf target density (rank^-alpha) used by the auxiliary Zipf loss
-    (`mutual_choice`, `feature_choice`)."""
-
-    threshold_momentum: float = 0.01
-    """EMA rate of the inference threshold that batch-allocated architectures learn during training."""
-
-    gsae_beta: float = 1.0
-    """Weight beta of the gradient term in g-SAE selection: score = z * (1 + beta * |W_dec g|)."""
-
     dtype: str = "float32"
     """Parameter dtype name (`float32`, `float64`, `bfloat16`, `float16`)."""
 
-    n_layers: int = 1
-    """Layers a transcoder set spans (`clt_topk`, `clt_jumprelu`): inputs and outputs are the layers'
-    activations concatenated, so `d_in`, `d_sae`, `d_out` (and `k`) are multiples of it. 1 otherwise."""
-
-    cross_layer: bool = True
-    """For a transcoder set: each layer's features write to every later layer's output (a cross-layer
-    transcoder). False: each layer's features write to its own layer only (per-layer transcoders)."""
-
-    sparse_topk: bool = True
-    """Train the TopK family (`topk`, `gsae`, `matryoshka`) with the sparse kernels of `saes.sparse`:
-    decode from the k (index, value) pairs per token and send gradients only to the chosen latents,
-    never building the dense [batch, d_sae] code (the same loss and gradients as the dense path, which
-    `False` selects). Ignored by the other architectures and at inference."""
+    knobs: Knobs | dict[str, Any] | None = None
+    """The architecture's own settings: an instance of `REGISTRY[arch].knobs` (e.g. `JumpReLUKnobs`),
+    built from a dict or None. Knobs can also be passed by name, `SAEConfig("jumprelu", 8, 32,
+    jumprelu_bandwidth=0.05)`; a knob the architecture does not have is an error listing its knobs."""
 
     def __post_init__(self) -> None:
         if self.arch not in REGISTRY:
@@ -133,29 +105,13 @@ class SAEConfig:
                     f"k={self.k} must be an int with 0 < k <= d_sae={self.d_sae}; "
                     "lower k or raise the expansion factor"
                 )
-        if self.arch.startswith("clt_"):
-            sizes = {"d_in": self.d_in, "d_sae": self.d_sae, "d_out": self.out_dim, "k": self.k or 0}
-            bad = [f"{n}={v}" for n, v in sizes.items() if self.n_layers < 1 or v % self.n_layers]
-            if bad:
-                raise InterpError(
-                    f"a transcoder set over n_layers={self.n_layers} needs sizes divisible by it; got {', '.join(bad)}"
-                )
-        elif self.n_layers != 1:
-            raise InterpError(f"n_layers={self.n_layers} is only for the clt_* architectures")
         if self.normalize not in ("none", "mean_norm"):
             raise InterpError(f"normalize must be 'none' or 'mean_norm', got {self.normalize!r}")
         if self.dtype not in ("float32", "float64", "bfloat16", "float16"):
             raise InterpError(f"unsupported dtype {self.dtype!r}")
-        if self.arch == "matryoshka":
-            prefixes = self.prefixes
-            if list(prefixes) != sorted(set(prefixes)) or prefixes[-1] != self.d_sae or prefixes[0] < 1:
-                raise InterpError(
-                    f"matryoshka_prefixes must increase strictly and end at d_sae={self.d_sae}, got {prefixes}"
-                )
-        if self.jumprelu_init_threshold <= 0 or self.jumprelu_bandwidth <= 0:
-            raise InterpError("jumprelu_init_threshold and jumprelu_bandwidth must be positive")
-        if not 0 < self.threshold_momentum <= 1:
-            raise InterpError("threshold_momentum must be in (0, 1]")
+        if type(self.knobs) is not spec.knobs:
+            object.__setattr__(self, "knobs", knobs_for(self.arch, self.knobs))
+        self.knobs.check(self)
 
     # derived, read-only views -------------------------------------------------------------
     @property
@@ -176,21 +132,69 @@ class SAEConfig:
     @property
     def prefixes(self) -> tuple[int, ...]:
         """Matryoshka prefix lengths (the explicit ones, or the default geometric ladder)."""
-        if self.matryoshka_prefixes:
-            return tuple(self.matryoshka_prefixes)
-        ladder = sorted({max(1, self.d_sae // 8), max(1, self.d_sae // 4), max(1, self.d_sae // 2)})
-        return tuple(p for p in ladder if p < self.d_sae) + (self.d_sae,)
+        return self.knobs.prefixes(self.d_sae)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; `SAEConfig.from_dict(cfg.to_dict()) == cfg`."""
         out = dataclasses.asdict(self)
-        out["matryoshka_prefixes"] = list(self.matryoshka_prefixes)
+        out["knobs"] = {k: list(v) if isinstance(v, tuple) else v for k, v in out["knobs"].items()}
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SAEConfig:
-        """Inverse of `to_dict`; unknown keys are an error that lists the valid ones."""
+        """Inverse of `to_dict`; unknown keys are an error that lists the valid ones. A flat dict of the
+        layout before per-architecture knobs (every architecture's knobs side by side) loads too: the
+        architecture's own knobs are kept, the others (which it never read) dropped."""
+        data = dict(data)
+        if "knobs" not in data:
+            own = set(REGISTRY[data["arch"]].knobs.names()) if data.get("arch") in REGISTRY else set()
+            legacy = {k: data.pop(k) for k in [k for k in data if k in _ALL_KNOBS]}
+            data["knobs"] = {k: v for k, v in legacy.items() if k in own}
         return _from_dict(cls, data)
+
+
+_ALL_KNOBS = frozenset(name for spec in REGISTRY.values() for name in spec.knobs.names())
+
+
+def knobs_for(arch: str, values: Knobs | dict[str, Any] | None) -> Knobs:
+    """`arch`'s knobs from a dict (or None, or another architecture's knobs, of which the values set
+    away from their defaults carry over). A knob `arch` does not have is one error listing its knobs."""
+    cls = REGISTRY[arch].knobs
+    if isinstance(values, Knobs):
+        values = {
+            f.name: getattr(values, f.name)
+            for f in dataclasses.fields(values)
+            if getattr(values, f.name) != f.default
+        }
+    values = dict(values or {})
+    unknown = sorted(set(values) - set(cls.names()))
+    if unknown:
+        owners = sorted(a for a, spec in REGISTRY.items() if unknown[0] in spec.knobs.names())
+        where = f" ({unknown[0]} is only for the {', '.join(owners)} architectures)" if owners else ""
+        raise InterpError(
+            f"SAE architecture {arch!r} has no knob {', '.join(unknown)}{where}; "
+            f"its knobs: {', '.join(cls.names()) or 'none'}"
+        )
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def _knobs_by_name(init: Any) -> Any:
+    """Let `SAEConfig(...)` take knobs as keyword arguments (merged into `knobs`, checked in `__post_init__`)."""
+    names = {f.name for f in dataclasses.fields(SAEConfig)}
+
+    @functools.wraps(init)
+    def __init__(self: SAEConfig, *args: Any, **kwargs: Any) -> None:
+        named = {k: kwargs.pop(k) for k in [k for k in kwargs if k not in names]}
+        if named:
+            given = kwargs.get("knobs")
+            base = dataclasses.asdict(given) if isinstance(given, Knobs) else dict(given or {})
+            kwargs["knobs"] = {**base, **named}
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
+SAEConfig.__init__ = _knobs_by_name(SAEConfig.__init__)  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)

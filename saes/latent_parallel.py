@@ -186,7 +186,7 @@ class LatentParallelTrainer(Trainer):
             raise InterpError("checkpoints of latent-split SAEs are not supported yet: drop checkpoint_dir")
         self.group = dist or DistContext()
         super().__init__(cfg, train_cfg, dist=DistContext(), device=device)  # the same init as one process
-        if cfg.sparse_topk is False:
+        if getattr(cfg.knobs, "sparse_topk", True) is False:
             raise InterpError(
                 "latent-split training uses the sparse TopK path; keep SAEConfig.sparse_topk=True"
             )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,33 +27,11 @@ from saes.evaluation import evaluate
 from saes.format import RESULT_FILENAME
 from saes.io import load
 from saes.report import write_report
+from saes.run_inputs import RunInputs
 from saes.store import ActivationStore, token_windows
 from saes.trainer import Trainer
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunInputs:
-    """What `interp sae train` was asked to do (recorded in result.json, reused by `sae eval`)."""
-
-    model: str
-    hook: str
-    arch: str
-    hook_out: str | None = None
-    k: int | None = None
-    expansion: int = 8
-    tokens: int = 200_000
-    dataset: str | None = None
-    context_len: int | None = None
-    """Tokens per window (None: 64, or the model's maximum positions when shorter)."""
-    batch_size: int = 1024
-    lr: float = 1e-3
-    sparsity_coef: float = 1.0
-    seed: int = 0
-    eval_windows: int = 32
-    cache_dir: str | None = None
-    device: str = "cpu"
 
 
 def load_dataset(spec: str | None) -> Any:

@@ -22,6 +22,7 @@ Folder layout (`TranscoderSet.save`, read by `TranscoderSet.load`):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -32,7 +33,7 @@ from torch import Tensor, nn
 
 from interp.errors import InterpError
 from interp.io import atomic_write_json
-from saes.architectures import SparseAutoencoder, build
+from saes.architectures import REGISTRY, SparseAutoencoder, build
 from saes.config import SAEConfig, TrainConfig
 from saes.format import atomic_dir
 from saes.io import load as load_sae
@@ -69,7 +70,7 @@ class TranscoderSet(nn.Module):
         self.clt = clt
         self.model_name = model_name
         if clt is not None:
-            self.n_layers = clt.cfg.n_layers
+            self.n_layers = clt.cfg.knobs.n_layers
             self.d_model = clt.cfg.d_in // self.n_layers
             self._n_features = [clt.cfg.d_sae // self.n_layers] * self.n_layers
         else:
@@ -85,7 +86,7 @@ class TranscoderSet(nn.Module):
 
     @property
     def kind(self) -> Kind:
-        return "cross_layer" if self.clt is not None and self.clt.cfg.cross_layer else "per_layer"
+        return "cross_layer" if self.clt is not None and self.clt.cfg.knobs.cross_layer else "per_layer"
 
     def n_features(self, layer: int) -> int:
         return self._n_features[layer]
@@ -113,7 +114,7 @@ class TranscoderSet(nn.Module):
         """What one unit of each layer-`src` feature adds to layer `dst`'s MLP output (None if nothing)."""
         if self.clt is None:
             return self.layers[src].feature_directions() if src == dst else None
-        if dst < src or (dst != src and not self.clt.cfg.cross_layer):
+        if dst < src or (dst != src and not self.clt.cfg.knobs.cross_layer):
             return None
         d, n = self.d_model, self._n_features[src]
         return self.clt.feature_directions()[src * n : (src + 1) * n, dst * d : (dst + 1) * d]
@@ -183,25 +184,23 @@ class TranscoderSet(nn.Module):
 def split_layers(clt: SparseAutoencoder, model_name: str = "") -> TranscoderSet:
     """Per-layer transcoders (`topk` or `jumprelu`, SAELens layout) from a block-diagonal `clt_*` SAE."""
     cfg = clt.cfg
-    if cfg.cross_layer:
+    if cfg.knobs.cross_layer:
         raise InterpError("only a set trained with cross_layer=False splits into per-layer transcoders")
-    n_layers = cfg.n_layers
+    n_layers = cfg.knobs.n_layers
     d, n = cfg.d_in // n_layers, cfg.d_sae // n_layers
     arch = cfg.arch.removeprefix("clt_")
     layers = []
     for lyr in range(n_layers):
-        sub = SAEConfig.from_dict(
-            {
-                **cfg.to_dict(),
-                "arch": arch,
-                "d_in": d,
-                "d_sae": n,
-                "d_out": d,
-                "n_layers": 1,
-                "k": None if cfg.k is None else cfg.k // n_layers,
-                "hook_in": HOOK_IN.format(l=lyr),
-                "hook_out": HOOK_OUT.format(l=lyr),
-            }
+        sub = dataclasses.replace(
+            cfg,
+            arch=arch,
+            d_in=d,
+            d_sae=n,
+            d_out=d,
+            k=None if cfg.k is None else cfg.k // n_layers,
+            hook_in=HOOK_IN.format(l=lyr),
+            hook_out=HOOK_OUT.format(l=lyr),
+            knobs={name: getattr(cfg.knobs, name) for name in REGISTRY[arch].knobs.names()},
         )
         sae = build(sub)
         rows, feats = slice(lyr * d, (lyr + 1) * d), slice(lyr * n, (lyr + 1) * n)

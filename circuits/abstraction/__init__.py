@@ -10,7 +10,7 @@ models, and OOD-correctness prediction from aligned mechanisms.
 
 from circuits.abstraction.causal_model import CausalModel, Counterfactual
 from circuits.abstraction.circuit import load_circuit, node_location, validate
-from circuits.abstraction.das import METHODS, SearchConfig, SearchResult, random_control, search, train_map
+from circuits.abstraction.das import SearchResult, random_control, search, train_map
 from circuits.abstraction.data import Counterfactuals, counterfactuals
 from circuits.abstraction.highlevel import HIGH_LEVEL, TaskModel, high_level
 from circuits.abstraction.iia import IIAResult, accuracy, grid, iia, sweep
@@ -18,6 +18,7 @@ from circuits.abstraction.iit import IITConfig, evaluate_circuit, train_iit
 from circuits.abstraction.maps import BoundlessRotation, CouplingFlow, Rotation
 from circuits.abstraction.ood import OODConfig, OODResult, auroc, predict_ood
 from circuits.abstraction.sites import Alignment, Interchange, Location
+from circuits.configs import METHODS, SearchConfig
 
 __all__ = [
     "HIGH_LEVEL",

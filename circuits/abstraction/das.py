@@ -43,55 +43,11 @@ from circuits.abstraction.maps import (
     n_parameters,
 )
 from circuits.abstraction.sites import Location, check, gather, position_index, scatter, width
+from circuits.configs import SearchConfig
 from interp.errors import InterpError
 from interp.hooked import HookedModel
 
 logger = logging.getLogger(__name__)
-METHODS = ("das", "boundless", "nonlinear")
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """Settings of one alignment search (the same for the model and its random control)."""
-
-    method: str = "das"
-    """`das` (rotation, fixed subspace), `boundless` (learned boundary) or `nonlinear` (coupling flow)."""
-    subspace: int = 1
-    """Subspace size k (das, nonlinear); the initial boundary for boundless."""
-    steps: int = 200
-    """Optimiser steps per location."""
-    batch_size: int = 64
-    """Counterfactual examples per step."""
-    lr: float = 1e-2
-    """Adam learning rate (the non-linear map's coupling MLPs use a tenth of it)."""
-    n_train: int = 1024
-    """Training counterfactuals (sampled once, shared by all locations)."""
-    n_test: int = 512
-    """Held-out counterfactuals for IIA."""
-    control: bool = True
-    """Also run the search on a randomly initialised copy of the model."""
-    seed: int = 0
-    """Seed of the data, the map's initialisation and the control model."""
-    hidden: int = 64
-    """Non-linear map: hidden width of each coupling MLP."""
-    blocks: int = 2
-    """Non-linear map: number of coupling blocks."""
-    warm_start_steps: int = 200
-    """Non-linear map: steps of linear DAS whose basis the flow starts from (0: a random one);
-    `steps` then trains the couplings."""
-    temperature: tuple[float, float] = (1.0, 0.05)
-    """Boundless: temperature annealed from the first to the second value."""
-    size_penalty: float = 0.5
-    """Boundless: weight of the (boundary / width) penalty that keeps the subspace small."""
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise InterpError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        for name in ("subspace", "steps", "batch_size", "n_train", "n_test", "hidden", "blocks"):
-            if getattr(self, name) < 1:
-                raise InterpError(f"SearchConfig.{name} must be at least 1, got {getattr(self, name)}")
-        if self.warm_start_steps < 0:
-            raise InterpError(f"SearchConfig.warm_start_steps must be >= 0, got {self.warm_start_steps}")
 
 
 def random_control(model: HookedModel, seed: int = 0) -> HookedModel:

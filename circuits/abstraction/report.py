@@ -1,6 +1,6 @@
 """`interp align` as a function: search alignments over a grid of locations, write result.json and figures.
 
->>> opts = AlignOptions(hook="attn.hook_z", heads=True, positions=("END",), subspace=8, steps=100)
+>>> opts = AlignOptions(hook="attn.hook_z", heads=True, positions=("END",), search=SearchConfig(subspace=8, steps=100))
 >>> payload = align_report("greater-than-siit", "greater_than", "das", "out/align", opts)
 >>> payload["best"]  # {"location": "blocks.0.attn.hook_z[H1]@END", "iia": 0.99, "control_iia": 0.02, "gap": 0.97}
 """
@@ -9,63 +9,36 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from circuits.abstraction.das import SearchConfig, search
+from circuits.abstraction.das import search
 from circuits.abstraction.data import counterfactuals
 from circuits.abstraction.highlevel.base import TaskModel
 from circuits.abstraction.highlevel.registry import high_level
 from circuits.abstraction.iia import IIAResult
 from circuits.abstraction.plots import bars
 from circuits.abstraction.sites import Location, check
+from circuits.configs import AlignOptions
 from interp.errors import InterpError
 from interp.hooked import HookedModel
 from interp.io import atomic_dir, check_out_dir, write_result
-from interp.loading import load
-from interp.tasks import same_vocabulary
+from interp.loading import check_task_tokenizer, load
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class AlignOptions:
-    """What `interp align` searches over, besides the method (its flags)."""
-
-    variable: str | None = None
-    """High-level variable to align (default: the task model's first intermediate variable)."""
-    hook: str = "hook_resid_post"
-    """Hook kind swept over every layer (`blocks.{l}.{hook}`)."""
-    positions: tuple[str, ...] | None = None
-    """Named positions to sweep (default: every named position of the task)."""
-    heads: bool = False
-    """Sweep every head too (for per-head hooks such as `attn.hook_z`)."""
-    locations: tuple[str, ...] = ()
-    """Explicit location labels (`HOOK[Hh]@POS`) searched instead of the grid."""
-    subspace: int = 1
-    steps: int = 200
-    n_train: int = 1024
-    n_test: int = 512
-    control: bool = True
-    seed: int = 0
 
 
 def task_model_for(model: HookedModel, task: str) -> TaskModel:
     """The high-level model of `task`, after checking that `model` reads task prompts."""
     tm = high_level(task)
-    if model.tokenizer is None or not same_vocabulary(model.tokenizer):
-        raise InterpError(
-            f"alignment on {task} needs a model trained on the interp task tokenizer (a zoo task model); "
-            "this model's tokenizer maps task words to other ids"
-        )
+    check_task_tokenizer(model, f"alignment on {task}: this model", required=True)
     return tm
 
 
 def locations_for(model: HookedModel, tm: TaskModel, opts: AlignOptions) -> list[Location]:
     """The locations `opts` asks for, each checked against the model and the task's positions."""
-    probe = counterfactuals(tm, [opts.variable or tm.causal.intermediates[0]], 2, seed=opts.seed)
+    probe = counterfactuals(tm, [opts.variable or tm.causal.intermediates[0]], 2, seed=opts.search.seed)
     if opts.locations:
         locs = [Location.parse(label) for label in opts.locations]
     else:
@@ -103,17 +76,9 @@ def align_report(
         raise InterpError(
             f"{tm.name} has no intermediate or output variable {variable!r}; try {', '.join(tm.causal.intermediates + tm.causal.outputs)}"
         )
-    cfg = SearchConfig(
-        method=method,
-        subspace=opts.subspace,
-        steps=opts.steps,
-        n_train=opts.n_train,
-        n_test=opts.n_test,
-        control=opts.control,
-        seed=opts.seed,
-    )
+    cfg = dataclasses.replace(opts.search, method=method)
     locs = locations_for(model, tm, opts)
-    torch.manual_seed(opts.seed)
+    torch.manual_seed(cfg.seed)
     result = search(model, tm, variable, locs, cfg)
     name = model_name if isinstance(model_name, str) else type(model.hf_model).__name__
     with atomic_dir(out, force=force) as tmp:
@@ -143,7 +108,7 @@ def align_report(
             command="align",
             inputs={"model": str(name), "task": tm.name, "variable": variable, "method": method},
             config={**dataclasses.asdict(opts), "search": result.to_dict()["config"]},
-            seed=opts.seed,
+            seed=cfg.seed,
             metrics={"best": result.best(), "map_parameters": result.map_parameters},
             best=result.best(),
             locations=result.table(),

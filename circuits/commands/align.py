@@ -1,17 +1,43 @@
 """`interp align MODEL --task TASK --method das|boundless|nonlinear --out DIR`: alignment search with a
-random-model control, written as result.json plus figures (see `circuits.abstraction.report`)."""
+random-model control, written as result.json plus figures (see `circuits.abstraction.report`). Its options
+are fields of `AlignOptions` (where to look) and `SearchConfig` (how to search)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 
+from circuits.configs import AlignOptions, SearchConfig
+from interp.options import Flag, from_config
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    @from_config(
+        AlignOptions,
+        "opts",
+        fields=("variable", "hook", "positions", "heads", "locations"),
+        flags={"locations": Flag("--location", repeat=True)},
+    )
+    @from_config(
+        SearchConfig,
+        "search",
+        fields=("method", "subspace", "steps", "n_train", "n_test", "control", "seed"),
+        flags={
+            "subspace": Flag(min=1),
+            "steps": Flag(min=1),
+            "n_train": Flag(min=8),
+            "n_test": Flag(min=8),
+            "control": Flag(" /--no-control", help="Skip the random-init control (not recommended)."),
+            "seed": Flag(min=0),
+        },
+    )
     def align(
+        opts: AlignOptions,
+        search: SearchConfig,
         model: str = typer.Argument(
             ..., help="Zoo name or model folder (a model trained on the task tokenizer)."
         ),
@@ -20,38 +46,8 @@ def register(app: typer.Typer) -> None:
             "--task",
             help="Task whose high-level model is aligned (hierarchical_equality, ioi, greater_than, facts).",
         ),
-        method: str = typer.Option(
-            "das",
-            "--method",
-            help="das (rotation), boundless (learned boundary) or nonlinear (coupling flow).",
-        ),
         out: Path = typer.Option(..., "--out", help="Folder to write result.json and figures to."),
-        variable: str = typer.Option(
-            None, "--variable", help="High-level variable (default: the first intermediate)."
-        ),
-        hook: str = typer.Option(
-            "hook_resid_post", "--hook", help="Hook kind swept over layers, e.g. hook_resid_mid."
-        ),
-        positions: str = typer.Option(
-            None, "--positions", help="Comma-separated position names (default: all)."
-        ),
-        heads: bool = typer.Option(
-            False, "--heads", help="Sweep every head too (per-head hooks like attn.hook_z)."
-        ),
-        location: list[str] = typer.Option(
-            None, "--location", help="Explicit location HOOK[Hh]@POS; repeatable; replaces the grid."
-        ),
-        subspace: int = typer.Option(
-            1, "--subspace", min=1, help="Subspace size (initial boundary for boundless)."
-        ),
-        steps: int = typer.Option(200, "--steps", min=1, help="Training steps per location."),
-        n_train: int = typer.Option(1024, "--n-train", min=8),
-        n_test: int = typer.Option(512, "--n-test", min=8),
-        no_control: bool = typer.Option(
-            False, "--no-control", help="Skip the random-init control (not recommended)."
-        ),
         quick: bool = typer.Option(False, "--quick", help="Few steps and examples (a smoke test)."),
-        seed: int = typer.Option(0, "--seed", min=0),
         force: bool = typer.Option(False, "--force", help="Replace --out if it exists and is not empty."),
         device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
         as_json: bool = typer.Option(False, "--json", help="Print result.json to stdout."),
@@ -59,27 +55,18 @@ def register(app: typer.Typer) -> None:
         """Find where a high-level variable lives: IIA per location, beside a random-init control."""
         from rich.console import Console
 
-        from circuits.abstraction.report import AlignOptions, align_report
+        from circuits.abstraction.report import align_report
         from interp.loading import default_device
 
         if quick:
-            steps, n_train, n_test = min(steps, 40), min(n_train, 128), min(n_test, 128)
-        opts = AlignOptions(
-            variable=variable,
-            hook=hook,
-            heads=heads,
-            positions=tuple(p.strip() for p in positions.split(",") if p.strip()) if positions else None,
-            locations=tuple(location or ()),
-            subspace=subspace,
-            steps=steps,
-            n_train=n_train,
-            n_test=n_test,
-            control=not no_control,
-            seed=seed,
-        )
+            s = search
+            search = replace(
+                s, steps=min(s.steps, 40), n_train=min(s.n_train, 128), n_test=min(s.n_test, 128)
+            )
+        opts = replace(opts, search=search)
         console = Console(stderr=True)
-        with console.status(f"align: {method} on {model}"), default_device(device):
-            payload = align_report(model, task, method, out, opts, force=force)
+        with console.status(f"align: {search.method} on {model}"), default_device(device):
+            payload = align_report(model, task, search.method, out, opts, force=force)
         if as_json:
             print(json.dumps(payload, indent=2))
             return

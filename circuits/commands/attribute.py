@@ -9,9 +9,7 @@ from pathlib import Path
 
 import typer
 
-
-def _split(text: str | None) -> tuple[str, ...]:
-    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+from interp.options import split_list
 
 
 def register(app: typer.Typer) -> None:
@@ -47,10 +45,10 @@ def register(app: typer.Typer) -> None:
         opts = AttributeOptions(
             node_threshold=node_threshold,
             edge_threshold=edge_threshold,
-            logits=logit_ids(loaded, _split(logits)),
+            logits=logit_ids(loaded, split_list(logits)),
             batch_size=batch_size,
             check_top=check_top,
-            formats=_split(formats),
+            formats=split_list(formats),
             device=device,
         )
         payload = attribute_report(

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from interp.options import split_list
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -49,16 +51,8 @@ def register(app: typer.Typer) -> None:
         from circuits.concepts import registry
         from circuits.concepts.explain import ExplainConfig, explain, quick_configs, resolve_model
         from interp import io
-        from interp.errors import InterpError
         from interp.loading import default_device
         from interp.tasks.concepts import CONCEPTS
-
-        def split_list(value: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
-            items = tuple(v.strip() for v in value.split(",") if v.strip())
-            bad = [v for v in items if v not in allowed] or ([] if items else ["(empty)"])
-            if bad:
-                raise InterpError(f"{what}: {bad[0]} is not one of {', '.join(allowed)}")
-            return items
 
         started = time.perf_counter()
         chosen = (

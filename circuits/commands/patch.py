@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from interp.options import split_list
+
 HOOKS = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "z", "q", "k", "v", "pattern")
 METRICS = ("logit_diff", "prob", "kl")
 FORMATS = ("png", "pdf", "svg")
@@ -34,14 +36,15 @@ def register(app: typer.Typer) -> None:
         from circuits.commands import patch_common as common
         from circuits.patching import kl_div, patching_sweep
         from interp import io
+        from interp.loading import load_task_model
 
         started = time.perf_counter()
-        kinds = common.split_list(hooks, HOOKS, "--hooks")
-        (metric_name,) = common.split_list(metric, METRICS, "--metric")
-        common.split_list(mode, ("denoise", "noise"), "--mode")
-        suffixes = common.split_list(formats, FORMATS, "--format")
+        kinds = split_list(hooks, HOOKS, "--hooks")
+        (metric_name,) = split_list(metric, METRICS, "--metric")
+        split_list(mode, ("denoise", "noise"), "--mode")
+        suffixes = split_list(formats, FORMATS, "--format")
         io.check_out_dir(out, force)
-        hooked = common.load_model(model, device)
+        hooked = load_task_model(model, device)
         batch = common.aligned_batch(task, n, seed).to(hooked.device)
         with torch.no_grad():
             clean_logits = hooked(batch.clean)

@@ -11,20 +11,6 @@ from interp import io
 from interp.errors import InterpError
 
 
-def load_model(name: str, device: str) -> Any:
-    """`interp.load(name)`, checked to read the task vocabulary (task prompts are token ids)."""
-    import interp
-    from interp.tasks import same_vocabulary
-
-    model = interp.load(name, device=device)
-    if model.tokenizer is not None and not same_vocabulary(model.tokenizer):
-        raise InterpError(
-            f"{name} does not use the interp task tokenizer, so task prompts cannot be fed to it; "
-            "use a zoo task model (interp zoo list)"
-        )
-    return model
-
-
 def aligned_batch(task_name: str, n: int, seed: int) -> Any:
     """`n` examples of `task_name` sharing one layout (see `circuits.patching.batches.same_layout`)."""
     from circuits.patching.batches import same_layout
@@ -74,12 +60,3 @@ def write_result(
         figures=figures,
         seconds=round(time.perf_counter() - started, 3),
     )
-
-
-def split_list(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
-    """`"a,b"` -> ["a", "b"], each checked against `allowed`."""
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    bad = [v for v in items if v not in allowed]
-    if bad or not items:
-        raise InterpError(f"{what}: {bad[0] if bad else '(empty)'} is not one of {', '.join(allowed)}")
-    return items

@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from interp.options import split_list
+
 KINDS = ("resid", "mlp", "attn")
 FORMATS = ("png", "pdf", "svg")
 COLOURS = {"resid": "Purples", "mlp": "Greens", "attn": "Reds"}  # as in the ROME paper
@@ -36,16 +38,17 @@ def register(app: typer.Typer) -> None:
         from circuits.patching.tracing import TraceConfig, causal_tracing
         from interp import io
         from interp.errors import InterpError
+        from interp.loading import load_task_model
 
         started = time.perf_counter()
-        chosen = common.split_list(kinds, KINDS, "--kinds")
-        suffixes = common.split_list(formats, FORMATS, "--format")
+        chosen = split_list(kinds, KINDS, "--kinds")
+        suffixes = split_list(formats, FORMATS, "--format")
         configs = {
             k: TraceConfig(k, window=1 if k == "resid" else window, noise=noise, samples=samples, seed=seed)
             for k in chosen
         }
         io.check_out_dir(out, force)
-        hooked = common.load_model(model, device)
+        hooked = load_task_model(model, device)
         batch = common.aligned_batch(task, n, seed).to(hooked.device)
         if not {"SUBJ_FIRST", "SUBJ_LAST"} <= set(batch.positions):
             raise InterpError(

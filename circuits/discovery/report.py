@@ -19,20 +19,20 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 import interp
+from circuits.configs import DEFAULT_TOP_N, CircuitOptions
 from circuits.discovery import handset
-from circuits.discovery.data import CircuitData, check_ablation, default_ablation
+from circuits.discovery.data import CircuitData, default_ablation
 from circuits.discovery.evaluation import edge_auroc, node_auroc, true_circuit
 from circuits.discovery.faithfulness import faithfulness, faithfulness_curve
 from circuits.discovery.registry import get, make_config
 from circuits.discovery.scores import EdgeScores
-from circuits.graph import Circuit, check_format, renderer
+from circuits.graph import Circuit, renderer
 from interp import HookedModel
 from interp.errors import InterpError
 from interp.io import atomic_dir, write_result
@@ -40,54 +40,10 @@ from interp.tasks import get as get_task
 from interp.view.record import record_attention, write_attention
 
 CARD_FILE = "card.json"
-DEFAULT_TOP_N = 20
 
 
 class EmptyCircuitError(InterpError):
     """An explicit threshold kept no edge (the empty circuit is written anyway)."""
-
-
-@dataclass(frozen=True)
-class CircuitOptions:
-    """What `interp circuit` runs (each field is a CLI option)."""
-
-    task: str
-    """Task name (`interp.tasks.names()`)."""
-    method: str = "eap-ig"
-    """Discovery method (`circuits.discovery.METHODS`). The default, EAP-IG, had the highest mean
-    faithfulness of the exported circuit over the zoo (`experiments/discovery_benchmark.py`)."""
-    formats: tuple[str, ...] = ("json", "dot", "svg")
-    """Export formats of the circuit."""
-    n: int = 32
-    """Task examples."""
-    seed: int = 0
-    """Seed of the task examples."""
-    ablation: str | None = None
-    """corrupted, resample, mean or zero; None: the model card's `ablation`, else corrupted."""
-    steps: int = 5
-    """Integrated-gradient steps (eap-ig, features)."""
-    threshold: float | None = None
-    """ACDC: its threshold (a fraction of the clean-minus-ablated metric; None = ACDC's default).
-    Scoring methods: keep edges with |score| >= threshold. An explicit threshold is never widened."""
-    top_n: int | None = None
-    """Edges exported for the scoring methods (None: `DEFAULT_TOP_N` without a threshold, every edge
-    passing it with one); ACDC exports the edges it kept."""
-    separate_qkv: bool = False
-    """Separate q/k/v inputs per head."""
-    saes: tuple[str, ...] = ()
-    """SAE folders for `features` (each `saes.load`-able, or holding one in `sae/`)."""
-    metric: str = "logit_diff"
-    """logit_diff or prob."""
-
-    def __post_init__(self) -> None:
-        get(self.method)
-        object.__setattr__(self, "formats", tuple(check_format(f) for f in self.formats))
-        if self.ablation is not None:
-            check_ablation(self.ablation)
-        if self.n < 2:
-            raise InterpError(f"--n must be at least 2, got {self.n}")
-        if self.top_n is not None and self.top_n < 0:
-            raise InterpError(f"--top-n must be >= 0, got {self.top_n}")
 
 
 def load_model(name: str) -> tuple[HookedModel, dict | None, Path | None]:

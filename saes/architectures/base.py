@@ -29,6 +29,7 @@ from interp.io import atomic_write_json
 from interp.names import HookPoint
 from saes import sparse
 from saes.architectures import ops
+from saes.architectures.knobs import Knobs
 from saes.format import DTYPES, SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME, atomic_dir
 
 if TYPE_CHECKING:
@@ -75,6 +76,8 @@ class SparseAutoencoder(nn.Module):
 
     arch: ClassVar[str] = ""
     """Registry name."""
+    knobs: ClassVar[type[Knobs]] = Knobs
+    """The frozen dataclass of this architecture's own settings (`SAEConfig.knobs` holds one)."""
     saelens_architecture: ClassVar[str | None] = None
     """SAELens `architecture` that has the same inference behaviour, or None."""
     saelens_transcoder_architecture: ClassVar[str | None] = None

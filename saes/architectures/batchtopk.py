@@ -9,17 +9,35 @@ and `eval()` mode uses acts = relu(pre) * (pre > theta), which is what SAELens c
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
+from interp.errors import InterpError
 from saes.architectures import ops
 from saes.architectures.base import SparseAutoencoder
+from saes.architectures.knobs import Knobs
+
+
+@dataclass(frozen=True)
+class ThresholdKnobs(Knobs):
+    """Knobs of the batch-allocated architectures, which learn an inference threshold (`batchtopk`,
+    `mutual_choice`, `feature_choice`)."""
+
+    threshold_momentum: float = 0.01
+    """EMA rate of the inference threshold learned during training."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold_momentum <= 1:
+            raise InterpError("threshold_momentum must be in (0, 1]")
 
 
 class BatchTopKSAE(SparseAutoencoder):
     """BatchTopK SAE (`arch="batchtopk"`, needs `k`, the mean active latents per token)."""
 
     arch = "batchtopk"
+    knobs = ThresholdKnobs
     saelens_architecture = "jumprelu"
     saelens_transcoder_architecture = "jumprelu_transcoder"
 
@@ -40,7 +58,7 @@ class BatchTopKSAE(SparseAutoencoder):
     def _update_statistics(self, pre: Tensor, acts: Tensor) -> None:
         kept = acts[acts > 0]
         if kept.numel():
-            rate = self.cfg.threshold_momentum
+            rate = self.cfg.knobs.threshold_momentum
             self.threshold.mul_(1 - rate).add_(rate * kept.min().float())
 
     def _saelens_params(self) -> dict[str, Tensor]:

@@ -19,14 +19,20 @@ block; `clt_jumprelu` learns a threshold per feature (the JumpReLU straight-thro
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from saes.architectures.jumprelu import JumpReLUSAE
-from saes.architectures.topk import TopKSAE
+from interp.errors import InterpError
+from saes.architectures.jumprelu import JumpReLUKnobs, JumpReLUSAE
+from saes.architectures.knobs import Knobs
+from saes.architectures.topk import TopKKnobs, TopKSAE
+
+if TYPE_CHECKING:
+    from saes.config import SAEConfig
 
 
 def block_masks(n_layers: int, d_in: int, d_sae: int, d_out: int, cross_layer: bool) -> tuple[Tensor, Tensor]:
@@ -43,6 +49,37 @@ def block_masks(n_layers: int, d_in: int, d_sae: int, d_out: int, cross_layer: b
     return enc, dec
 
 
+@dataclass(frozen=True)
+class LayerKnobs(Knobs):
+    """Knobs of a transcoder set over all layers."""
+
+    n_layers: int = 1
+    """Layers the set spans: inputs and outputs are the layers' activations concatenated, so `d_in`,
+    `d_sae`, `d_out` (and `k`) are multiples of it."""
+
+    cross_layer: bool = True
+    """Each layer's features write to every later layer's output (a cross-layer transcoder). False:
+    each layer's features write to its own layer only (per-layer transcoders)."""
+
+    def check(self, cfg: SAEConfig) -> None:
+        sizes = {"d_in": cfg.d_in, "d_sae": cfg.d_sae, "d_out": cfg.out_dim, "k": cfg.k or 0}
+        bad = [f"{n}={v}" for n, v in sizes.items() if self.n_layers < 1 or v % self.n_layers]
+        if bad:
+            raise InterpError(
+                f"a transcoder set over n_layers={self.n_layers} needs sizes divisible by it; got {', '.join(bad)}"
+            )
+
+
+@dataclass(frozen=True)
+class CLTTopKKnobs(LayerKnobs, TopKKnobs):
+    """Knobs of `clt_topk`: the layer layout and TopK's."""
+
+
+@dataclass(frozen=True)
+class CLTJumpReLUKnobs(LayerKnobs, JumpReLUKnobs):
+    """Knobs of `clt_jumprelu`: the layer layout and JumpReLU's."""
+
+
 class _LayerBlocks:
     """Mixin: zero the weights outside the layer blocks and keep them zero during training."""
 
@@ -52,7 +89,7 @@ class _LayerBlocks:
 
     def _mask_blocks(self) -> None:
         cfg = self.cfg
-        enc, dec = block_masks(cfg.n_layers, cfg.d_in, cfg.d_sae, cfg.out_dim, cfg.cross_layer)
+        enc, dec = block_masks(cfg.knobs.n_layers, cfg.d_in, cfg.d_sae, cfg.out_dim, cfg.knobs.cross_layer)
         with torch.no_grad():
             self.W_enc.mul_(enc.to(self.W_enc.dtype))
             self.W_dec.mul_(dec.to(self.W_dec.dtype))
@@ -61,13 +98,14 @@ class _LayerBlocks:
         self.W_dec.register_hook(lambda g, m=dec.to(self.W_dec.dtype): g * m.to(g.device))
 
     def _saelens_extra_config(self) -> dict[str, Any]:
-        return {"n_layers": self.cfg.n_layers, "cross_layer": self.cfg.cross_layer}
+        return {"n_layers": self.cfg.knobs.n_layers, "cross_layer": self.cfg.knobs.cross_layer}
 
 
 class CrossLayerTopK(_LayerBlocks, TopKSAE):
     """Transcoder set with per-layer TopK (`arch="clt_topk"`; `k` counts all layers, k // n_layers each)."""
 
     arch = "clt_topk"
+    knobs = CLTTopKKnobs
     saelens_architecture = None
     saelens_transcoder_architecture = None
 
@@ -77,10 +115,11 @@ class CrossLayerTopK(_LayerBlocks, TopKSAE):
 
     @property
     def k_per_layer(self) -> int:
-        return self.cfg.k // self.cfg.n_layers
+        return self.cfg.k // self.cfg.knobs.n_layers
 
     def _select(self, pre: Float[Tensor, "batch d_sae"], grad: Tensor | None) -> Int[Tensor, "batch k"]:
-        n_layers, n_feat = self.cfg.n_layers, self.cfg.d_sae // self.cfg.n_layers
+        n_layers = self.cfg.knobs.n_layers
+        n_feat = self.cfg.d_sae // n_layers
         blocks = pre.reshape(pre.shape[0], n_layers, n_feat)  # [batch, layer, n_feat]
         idx = blocks.topk(self.k_per_layer, dim=-1, sorted=False).indices  # [batch, layer, k_l]
         offsets = torch.arange(n_layers, device=pre.device)[None, :, None] * n_feat
@@ -98,6 +137,7 @@ class CrossLayerJumpReLU(_LayerBlocks, JumpReLUSAE):
     """Transcoder set with per-feature JumpReLU thresholds (`arch="clt_jumprelu"`)."""
 
     arch = "clt_jumprelu"
+    knobs = CLTJumpReLUKnobs
     saelens_architecture = None
     saelens_transcoder_architecture = None
 

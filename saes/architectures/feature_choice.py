@@ -19,13 +19,14 @@ from torch import Tensor
 
 from saes.architectures import ops
 from saes.architectures.base import SparseAutoencoder
-from saes.architectures.mutual_choice import zipf_aux
+from saes.architectures.mutual_choice import ZipfKnobs, zipf_aux
 
 
 class FeatureChoiceSAE(SparseAutoencoder):
     """Feature Choice SAE (`arch="feature_choice"`, needs `k`, the mean active latents per token)."""
 
     arch = "feature_choice"
+    knobs = ZipfKnobs
     saelens_architecture = "jumprelu"
     saelens_transcoder_architecture = "jumprelu_transcoder"
 
@@ -47,7 +48,7 @@ class FeatureChoiceSAE(SparseAutoencoder):
     def _update_statistics(self, pre: Tensor, acts: Tensor) -> None:
         smallest = torch.where(acts > 0, acts, torch.full_like(acts, math.inf)).amin(0)  # [d_sae]
         seen = torch.isfinite(smallest)
-        rate = self.cfg.threshold_momentum
+        rate = self.cfg.knobs.threshold_momentum
         updated = (1 - rate) * self.threshold + rate * smallest.float()
         self.threshold.copy_(torch.where(seen, updated, self.threshold))
 

@@ -20,15 +20,26 @@ with its own selection (`_select`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor
 
-from saes.architectures.topk import TopKSAE
+from saes.architectures.topk import TopKKnobs, TopKSAE
+
+
+@dataclass(frozen=True)
+class GSAEKnobs(TopKKnobs):
+    """Knobs of g-SAE: TopK's, and the weight of the gradient term."""
+
+    gsae_beta: float = 1.0
+    """Weight beta of the gradient term in the selection score z * (1 + beta * |W_dec g|)."""
 
 
 class GradientSAE(TopKSAE):
-    """Gradient-aware TopK SAE (`arch="gsae"`, needs `k`; `gsae_beta` weighs the gradient term)."""
+    """Gradient-aware TopK SAE (`arch="gsae"`, needs `k`; the knob `gsae_beta` weighs the gradient term)."""
 
     arch = "gsae"
+    knobs = GSAEKnobs
     saelens_architecture = "topk"
 
     def _select(self, pre: Tensor, grad: Tensor | None) -> Tensor:
@@ -36,7 +47,7 @@ class GradientSAE(TopKSAE):
             return super()._select(pre, grad)
         effect = (grad.to(self.W_dec.dtype) @ self.W_dec.detach().T).abs()  # [batch, d_sae]
         effect = effect / effect.mean(-1, keepdim=True).clamp_min(1e-12)
-        score = pre.detach().relu() * (1 + self.cfg.gsae_beta * effect)
+        score = pre.detach().relu() * (1 + self.cfg.knobs.gsae_beta * effect)
         return score.topk(self.cfg.k, dim=-1, sorted=False).indices  # [batch, k]
 
     def _activate(self, pre: Tensor, grad: Tensor | None) -> Tensor:

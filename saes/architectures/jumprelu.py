@@ -14,12 +14,15 @@ SAELens name: `jumprelu` (its `threshold` parameter is our exp(log_threshold)).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from interp.errors import InterpError
 from saes.architectures.base import SparseAutoencoder
+from saes.architectures.knobs import Knobs
 
 
 def _rectangle(u: Tensor) -> Tensor:
@@ -61,16 +64,33 @@ class _Step(torch.autograd.Function):
         return None, grad_theta, None
 
 
+@dataclass(frozen=True)
+class JumpReLUKnobs(Knobs):
+    """Knobs of JumpReLU (`jumprelu`, `clt_jumprelu`)."""
+
+    jumprelu_init_threshold: float = 0.1
+    """Initial threshold, in normalised input units (inputs of mean norm sqrt(d_in))."""
+
+    jumprelu_bandwidth: float = 0.1
+    """Width of the rectangle kernel of the straight-through estimator for the L0 penalty (the paper's
+    0.001 suits its much longer training runs)."""
+
+    def __post_init__(self) -> None:
+        if self.jumprelu_init_threshold <= 0 or self.jumprelu_bandwidth <= 0:
+            raise InterpError("jumprelu_init_threshold and jumprelu_bandwidth must be positive")
+
+
 class JumpReLUSAE(SparseAutoencoder):
     """JumpReLU SAE with learned positive per-latent thresholds (`arch="jumprelu"`)."""
 
     arch = "jumprelu"
+    knobs = JumpReLUKnobs
     saelens_architecture = "jumprelu"
     saelens_transcoder_architecture = "jumprelu_transcoder"
 
     def _init_encoder_bias(self) -> None:
         super()._init_encoder_bias()
-        init = math.log(self.cfg.jumprelu_init_threshold)
+        init = math.log(self.cfg.knobs.jumprelu_init_threshold)
         self.log_threshold = nn.Parameter(torch.full((self.cfg.d_sae,), init, dtype=self.W_enc.dtype))
 
     @property
@@ -79,10 +99,10 @@ class JumpReLUSAE(SparseAutoencoder):
         return self.log_threshold.exp()
 
     def _activate(self, pre: Tensor, grad: Tensor | None) -> Tensor:
-        return _JumpReLU.apply(pre, self.threshold, self.cfg.jumprelu_bandwidth)  # [batch, d_sae]
+        return _JumpReLU.apply(pre, self.threshold, self.cfg.knobs.jumprelu_bandwidth)  # [batch, d_sae]
 
     def _sparsity(self, acts: Tensor, pre: Tensor) -> Tensor:
-        return _Step.apply(pre, self.threshold, self.cfg.jumprelu_bandwidth).sum(-1).mean()
+        return _Step.apply(pre, self.threshold, self.cfg.knobs.jumprelu_bandwidth).sum(-1).mean()
 
     def _saelens_params(self) -> dict[str, Tensor]:
         return {**super()._saelens_params(), "threshold": self.threshold}

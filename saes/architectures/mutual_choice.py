@@ -16,16 +16,18 @@ mask). Inference uses a learned global threshold (exported to SAELens as `jumpre
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor
 
 from saes.architectures import ops
-from saes.architectures.batchtopk import BatchTopKSAE
+from saes.architectures.batchtopk import BatchTopKSAE, ThresholdKnobs
 
 
 def zipf_aux(sae, pre: Tensor, residual: Tensor, dead_mask, density, aux_k: int) -> Tensor:
     """The auxiliary Zipf loss shared by Mutual and Feature Choice SAEs."""
     if density is not None:
-        weight = ops.zipf_weights(density.to(pre.device), float(sae.cfg.k), sae.cfg.zipf_exponent)
+        weight = ops.zipf_weights(density.to(pre.device), float(sae.cfg.k), sae.cfg.knobs.zipf_exponent)
     elif dead_mask is not None:
         weight = dead_mask.float()
     else:
@@ -33,10 +35,19 @@ def zipf_aux(sae, pre: Tensor, residual: Tensor, dead_mask, density, aux_k: int)
     return ops.auxk_loss(pre, residual, sae.W_dec, weight.to(pre.dtype), aux_k)
 
 
+@dataclass(frozen=True)
+class ZipfKnobs(ThresholdKnobs):
+    """Knobs of the architectures trained with the auxiliary Zipf loss (`mutual_choice`, `feature_choice`)."""
+
+    zipf_exponent: float = 1.0
+    """Exponent alpha of the Zipf target density (rank^-alpha) of the auxiliary Zipf loss."""
+
+
 class MutualChoiceSAE(BatchTopKSAE):
     """Mutual Choice SAE (`arch="mutual_choice"`, needs `k`, the mean active latents per token)."""
 
     arch = "mutual_choice"
+    knobs = ZipfKnobs
 
     def _aux(self, pre: Tensor, target: Tensor, residual: Tensor, dead_mask, density, aux_k: int) -> Tensor:
         return zipf_aux(self, pre, residual, dead_mask, density, aux_k)

@@ -16,6 +16,7 @@ from saes.architectures.feature_choice import FeatureChoiceSAE
 from saes.architectures.gated import GatedSAE
 from saes.architectures.gsae import GradientSAE
 from saes.architectures.jumprelu import JumpReLUSAE
+from saes.architectures.knobs import Knobs
 from saes.architectures.matryoshka import MatryoshkaSAE
 from saes.architectures.mutual_choice import MutualChoiceSAE
 from saes.architectures.relu import ReluSAE
@@ -32,6 +33,11 @@ class ArchSpec:
     cls: type[SparseAutoencoder]
     needs_k: bool
     summary: str
+
+    @property
+    def knobs(self) -> type[Knobs]:
+        """The architecture's own settings (a frozen dataclass declared beside its class)."""
+        return self.cls.knobs
 
 
 REGISTRY: dict[str, ArchSpec] = {

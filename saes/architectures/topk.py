@@ -6,7 +6,7 @@ Exactly the k largest pre-activations of each token survive (fewer are non-zero 
 k are positive). Dead latents are revived by the AuxK loss: the top `aux_k` dead latents reconstruct
 the residual error. SAELens name: `topk`.
 
-Training takes the sparse path of `saes.sparse` unless `cfg.sparse_topk` is off: the loss is computed
+Training takes the sparse path of `saes.sparse` unless its knob `sparse_topk` is off: the loss is computed
 from the k (index, value) pairs per token, gradients reach only the chosen latents, and AuxK runs
 densely on the dead latents alone. Subclasses (`gsae`, `matryoshka`) change which latents are chosen
 (`_select`) or how they reconstruct (`_sparse_reconstruction`) and inherit the rest.
@@ -14,6 +14,7 @@ densely on the dead latents alone. Subclasses (`gsae`, `matryoshka`) change whic
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from jaxtyping import Float, Int
@@ -22,12 +23,24 @@ from torch import Tensor
 from saes import sparse
 from saes.architectures import ops
 from saes.architectures.base import SAELoss, SparseAutoencoder
+from saes.architectures.knobs import Knobs
+
+
+@dataclass(frozen=True)
+class TopKKnobs(Knobs):
+    """Knobs of the TopK family (`topk`, `gsae`, `matryoshka`, `clt_topk`)."""
+
+    sparse_topk: bool = True
+    """Train with the sparse kernels of `saes.sparse`: decode from the k (index, value) pairs per token
+    and send gradients only to the chosen latents, never building the dense [batch, d_sae] code (the
+    same loss and gradients as the dense path, which `False` selects). Ignored at inference."""
 
 
 class TopKSAE(SparseAutoencoder):
     """TopK SAE (`arch="topk"`, needs `k`)."""
 
     arch = "topk"
+    knobs = TopKKnobs
     saelens_architecture = "topk"
 
     def _activate(self, pre: Tensor, grad: Tensor | None) -> Tensor:
@@ -56,9 +69,9 @@ class TopKSAE(SparseAutoencoder):
         aux_k: int | None = None,
         grad: Tensor | None = None,
     ) -> SAELoss:
-        """The base class's loss. With `cfg.sparse_topk` it is computed sparsely (same value and gradients)
+        """The base class's loss. With the `sparse_topk` knob it is computed sparsely (same value and gradients)
         and `acts` is a sparse COO tensor; the TopK family keeps no running statistics to update."""
-        if not self.cfg.sparse_topk:
+        if not self.cfg.knobs.sparse_topk:
             return super().loss(
                 x,
                 target,

@@ -61,3 +61,27 @@ def test_unknown_field_lists_valid_ones():
 def test_train_config_validation(kwargs):
     with pytest.raises(InterpError):
         saes.TrainConfig(**kwargs)
+
+
+def test_knobs_live_in_the_architectures_fragment():
+    cfg = saes.SAEConfig("jumprelu", d_in=4, d_sae=8, jumprelu_bandwidth=0.05)
+    assert cfg.knobs.jumprelu_bandwidth == 0.05 and cfg.to_dict()["knobs"]["jumprelu_bandwidth"] == 0.05
+    assert saes.SAEConfig("jumprelu", d_in=4, d_sae=8, knobs={"jumprelu_bandwidth": 0.05}) == cfg
+    with pytest.raises(InterpError, match=r"'relu' has no knob gsae_beta .*gsae.*; its knobs: none"):
+        saes.SAEConfig("relu", d_in=4, d_sae=8, gsae_beta=0.5)
+    with pytest.raises(InterpError, match="its knobs: sparse_topk, matryoshka_prefixes"):
+        saes.SAEConfig("matryoshka", d_in=4, d_sae=8, k=2, knobs={"bandwidth": 1.0})
+
+
+def test_the_flat_layout_of_older_files_still_loads():
+    flat = {
+        "arch": "matryoshka", "d_in": 16, "d_sae": 64, "k": 4, "d_out": None, "hook_in": "h",
+        "hook_out": None, "model_name": "", "normalize": "mean_norm", "apply_b_dec_to_input": True,
+        "jumprelu_init_threshold": 0.1, "jumprelu_bandwidth": 0.1, "matryoshka_prefixes": [8, 32, 64],
+        "zipf_exponent": 1.0, "threshold_momentum": 0.01, "gsae_beta": 1.0, "dtype": "float32",
+        "n_layers": 1, "cross_layer": True, "sparse_topk": False,
+    }  # fmt: skip
+    cfg = saes.SAEConfig.from_dict(flat)
+    assert cfg == saes.SAEConfig(
+        "matryoshka", d_in=16, d_sae=64, k=4, hook_in="h", matryoshka_prefixes=(8, 32, 64), sparse_topk=False
+    )

@@ -151,3 +151,20 @@ def test_save_replaces_a_folder_atomically(tmp_path):
     perturbed("topk").save(tmp_path / "sae")
     assert saes.load(tmp_path / "sae").cfg.arch == "topk"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sae"]
+
+
+def test_a_folder_saved_with_the_flat_config_layout_loads(tmp_path):
+    sae = perturbed("jumprelu")
+    sae.save(tmp_path / "sae")
+    path = tmp_path / "sae" / "cfg.json"
+    raw = json.loads(path.read_text())
+    nested = raw["metadata"]["interp"]["config"]
+    flat = {k: v for k, v in nested.items() if k != "knobs"}  # as written before per-architecture knobs
+    flat.update(jumprelu_init_threshold=0.1, jumprelu_bandwidth=0.1, matryoshka_prefixes=[], gsae_beta=1.0)
+    flat.update(zipf_exponent=1.0, threshold_momentum=0.01, n_layers=1, cross_layer=True, sparse_topk=True)
+    raw["metadata"]["interp"]["config"] = flat
+    path.write_text(json.dumps(raw))
+    again = saes.load(tmp_path / "sae")
+    assert again.cfg == sae.cfg
+    x = torch.randn(5, D_IN, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(again(x), sae(x))
