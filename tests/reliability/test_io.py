@@ -120,7 +120,6 @@ def test_everything_written_gets_the_same_permissions(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from circuits.results import atomic_path
     from saes.format import atomic_dir as sae_dir
 
     old = os.umask(0o022)
@@ -128,7 +127,7 @@ def test_everything_written_gets_the_same_permissions(tmp_path):
         with io.atomic_dir(tmp_path / "run") as tmp:
             save_file({"w": torch.zeros(2)}, str(tmp / "weights.safetensors"))  # safetensors: 0600
             (tmp / "sub").mkdir(mode=0o700)
-        with atomic_path(tmp_path / "figure.png") as tmp:
+        with io.atomic_path(tmp_path / "figure.png") as tmp:
             tmp.write_bytes(b"png")
         with sae_dir(tmp_path / "sae") as tmp:
             save_file({"w": torch.zeros(2)}, str(tmp / "sae_weights.safetensors"))
