@@ -9,7 +9,7 @@ Everything the toolkit writes goes through here, so every write behaves the same
   an existing non-empty folder is replaced only with `force` (the CLI's `--force`), else refused with
   one line that says so; a run killed midway loses nothing (`clean_leftovers`);
 - figures are saved without touching pyplot's state: `save_figure` closes the figure it saved and
-  no other (never `plt.close("all")`, which would close a notebook's figures);
+  no other (closing them all would close a notebook's figures too);
 - everything written gets the permissions an ordinary `open`/`mkdir` would give (`share`).
 
 Every command that writes a folder writes `result.json` (inputs, config, seed, package versions,
