@@ -10,19 +10,17 @@ numbers measure, and `meta` holds the configuration and baselines that produced 
     ('layer', 'position')
     >>> result.plot("resid.png")  # PNG, PDF or SVG by suffix
 
-Files are written atomically (a temporary file in the same folder, then a rename), so a crash never
-leaves half a result. Matplotlib is imported only inside `plot`, and figures are built without pyplot,
-so importing this module (or `circuits`) changes no global state.
+Files are written atomically through `interp.io` (a temporary file in the same folder, then a rename),
+so a crash never leaves half a result. Heatmaps are `interp.figures.heatmap_figure`; matplotlib is
+imported only inside `plot`, and figures are built without pyplot, so importing this module (or
+`circuits`) changes no global state.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,32 +28,8 @@ from typing import Any
 import torch
 
 from interp.errors import InterpError
-from interp.io import atomic_write_text, share
-
-FIGURE_FORMATS = ("png", "pdf", "svg")
-
-
-# -- atomic files ------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it is renamed onto `path`, on error deleted
-    (for writers that want a path, like `Figure.savefig`; text goes through `interp.io`).
-
-    Example:
-        >>> with atomic_path("out/heatmap.png") as tmp:
-        ...     figure.savefig(tmp, format="png")
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        share(tmp)  # mkstemp makes private 0600 files
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+from interp.figures import heatmap_figure, rotated
+from interp.io import atomic_write_text, figure_format, save_figure
 
 
 # -- labels ------------------------------------------------------------------------------------------
@@ -271,23 +245,12 @@ class LabelledArray:
         With `path` the figure is written there atomically (format from the suffix: .png, .pdf,
         .svg). Returns the matplotlib `Figure`.
         """
+        if path is not None:
+            figure_format(path)  # a bad suffix fails before anything is drawn
         figure = _draw(self, title=title, cmap=cmap, centre=centre, annotate=annotate)
         if path is not None:
-            save_figure(figure, path)
+            save_figure(figure, path, dpi=150, tight=True)
         return figure
-
-
-def save_figure(figure: Any, path: str | Path) -> Path:
-    """Save a matplotlib figure atomically; the format comes from the suffix (png, pdf or svg)."""
-    path = Path(path)
-    fmt = path.suffix.lower().lstrip(".")
-    if fmt not in FIGURE_FORMATS:
-        raise InterpError(
-            f"figure format {path.suffix or '(none)'!r} not supported; use one of .png, .pdf, .svg"
-        )
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format=fmt, bbox_inches="tight", dpi=150)
-    return path
 
 
 # -- drawing (matplotlib is imported here only, and pyplot never: no global state changes) -----------
@@ -299,75 +262,43 @@ def _limits(values: torch.Tensor, centre: float | None) -> tuple[float | None, f
     return centre - span, centre + span
 
 
-def _rotated(array: LabelledArray, dim: str) -> bool:
-    ticks = array.ticks(dim)
-    return len(ticks) > 6 or max(len(t) for t in ticks) > 4
-
-
-def _heatmap(
-    ax: Any, array: LabelledArray, values: torch.Tensor, cmap: str, centre: float | None, annotate: bool
-) -> Any:
-    rows, cols = array.dims[-2], array.dims[-1]
-    vmin, vmax = _limits(array.values, centre)
-    image = ax.imshow(
-        values.cpu().numpy(), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest"
-    )
-    ax.set_xticks(range(values.shape[1]), array.ticks(cols), rotation=90 if _rotated(array, cols) else 0)
-    ax.set_yticks(range(values.shape[0]), array.ticks(rows))
-    ax.set_xlabel(cols)
-    ax.set_ylabel(rows)
-    if annotate:
-        for (i, j), v in zip(
-            torch.cartesian_prod(torch.arange(values.shape[0]), torch.arange(values.shape[1])).tolist(),
-            values.flatten().tolist(),
-            strict=True,
-        ):
-            r, g, b, _ = image.cmap(image.norm(v))
-            colour = "white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "black"  # readable on dark cells
-            ax.text(
-                j, i, "" if math.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=6, color=colour
-            )
-    return image
-
-
 def _draw(
     array: LabelledArray, *, title: str | None, cmap: str | None, centre: float | None, annotate: bool | None
 ) -> Any:
-    from matplotlib.figure import Figure
-
     cmap = cmap or ("RdBu" if centre is not None else "viridis")
     title = array.name if title is None else title
     values = array.values
     if values.ndim == 1:
-        figure = Figure(figsize=(max(4.0, 0.35 * values.shape[0] + 1.5), 3.2))
-        ax = figure.add_subplot()
-        ax.bar(range(values.shape[0]), values.cpu().numpy(), color="#4472c4")
-        ax.set_xticks(
-            range(values.shape[0]),
-            array.ticks(array.dims[0]),
-            rotation=90 if _rotated(array, array.dims[0]) else 0,
-        )
-        ax.set_xlabel(array.dims[0])
-        ax.axhline(0.0, color="black", linewidth=0.6)
-        ax.set_title(title, fontsize=9)
-        return figure
+        return _bars(array, title)
     if values.ndim not in (2, 3):
         raise InterpError(f"plot() draws 1-d, 2-d or 3-d arrays; this one is {values.ndim}-d ({array.dims})")
-    panels = [values] if values.ndim == 2 else list(values)
-    n_rows, n_cols = values.shape[-2], values.shape[-1]
-    annotate = annotate if annotate is not None else (n_rows <= 16 and n_cols <= 16)
-    col_text = max(len(t) for t in array.ticks(array.dims[-1]))
-    row_text = max(len(t) for t in array.ticks(array.dims[-2]))
-    width = max(3.5, 0.5 * n_cols + 2.0 + 0.07 * row_text)
-    height = max(2.2, 0.38 * n_rows + 1.4 + (0.075 * col_text if _rotated(array, array.dims[-1]) else 0.2))
-    figure = Figure(figsize=(width * len(panels), height), layout="constrained")
-    axes = figure.subplots(1, len(panels), squeeze=False)[0]
-    image = None
-    for k, (ax, panel) in enumerate(zip(axes, panels, strict=True)):
-        image = _heatmap(ax, array, panel, cmap, centre, annotate)
-        if values.ndim == 3:
-            ax.set_title(f"{array.dims[0]} {array.ticks(array.dims[0])[k]}", fontsize=9)
-    figure.colorbar(image, ax=list(axes), label=array.name or None, shrink=0.9)
-    if title:
-        figure.suptitle(title, fontsize=10)
+    vmin, vmax = _limits(values, centre)
+    rows, cols = array.dims[-2], array.dims[-1]
+    return heatmap_figure(
+        [values.numpy()] if values.ndim == 2 else list(values.numpy()),
+        array.ticks(rows),
+        array.ticks(cols),
+        title=title,
+        panel_titles=[f"{array.dims[0]} {t}" for t in array.ticks(array.dims[0])] if values.ndim == 3 else (),
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+        annotate=annotate,
+        xlabel=cols,
+        ylabel=rows,
+        colorbar_label=array.name or None,
+    )
+
+
+def _bars(array: LabelledArray, title: str) -> Any:
+    from matplotlib.figure import Figure
+
+    values, dim = array.values, array.dims[0]
+    figure = Figure(figsize=(max(4.0, 0.35 * values.shape[0] + 1.5), 3.2))
+    ax = figure.add_subplot()
+    ax.bar(range(values.shape[0]), values.numpy(), color="#4472c4")
+    ax.set_xticks(range(values.shape[0]), array.ticks(dim), rotation=90 if rotated(array.ticks(dim)) else 0)
+    ax.set_xlabel(dim)
+    ax.axhline(0.0, color="black", linewidth=0.6)
+    ax.set_title(title, fontsize=9)
     return figure

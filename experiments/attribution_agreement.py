@@ -21,6 +21,7 @@ import torch
 
 import interp
 from circuits.attribution import ReplacementModel, attribute, check_interventions, prune, scores
+from interp.io import atomic_write_json
 from saes import TrainConfig, train_transcoder_set
 
 OUT = Path(__file__).resolve().parent / "results" / "attribution_agreement.json"
@@ -89,9 +90,7 @@ def main() -> None:
         }
         print(kind, json.dumps(summary), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(args.out)
+    atomic_write_json(args.out, results)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ import torch  # noqa: E402
 
 from circuits.discovery import benchmark  # noqa: E402
 from circuits.discovery.data import ABLATIONS  # noqa: E402
-from interp.io import atomic_write_json, package_versions  # noqa: E402
+from interp.io import atomic_write_json, package_versions, save_figure  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "discovery_benchmark"
 LABELS = {"acdc": "ACDC", "eap": "EAP", "eap-ig": "EAP-IG", "node": "node attribution"}
@@ -202,8 +202,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     )
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

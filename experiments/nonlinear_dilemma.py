@@ -54,7 +54,7 @@ from circuits.abstraction import (  # noqa: E402
 )
 from circuits.abstraction.das import evaluate_map  # noqa: E402
 from circuits.abstraction.maps import n_parameters  # noqa: E402
-from interp.io import atomic_write_json, package_versions  # noqa: E402
+from interp.io import atomic_write_json, package_versions, save_figure  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "nonlinear_dilemma"
 logger = logging.getLogger("nonlinear_dilemma")
@@ -204,8 +204,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ax.set_title(f"{c['model']}: {c['variable']} @ {c['location']}", fontsize=9)
     axes[0][0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def main() -> None:

@@ -67,7 +67,7 @@ from circuits.abstraction import (  # noqa: E402
     train_map,
 )
 from circuits.abstraction.das import evaluate_map  # noqa: E402
-from interp.io import atomic_write_json, package_versions  # noqa: E402
+from interp.io import atomic_write_json, package_versions, save_figure  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "ood_prediction"
 logger = logging.getLogger("ood_prediction")
@@ -275,8 +275,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title("Predicting OOD correctness: model, insertion point (OOD accuracy)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def main() -> None:

@@ -31,7 +31,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
 import time  # noqa: E402
@@ -45,6 +44,7 @@ import interp  # noqa: E402
 import saes  # noqa: E402
 from interp.data import shakespeare  # noqa: E402
 from interp.errors import InterpError  # noqa: E402
+from interp.io import atomic_write_json, save_figure  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "sae_architectures"
 logger = logging.getLogger("sae_architectures")
@@ -306,8 +306,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
             ax.set_title(f"{name} {entry['hook']}{note}", fontsize=10)
         axes[row][0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def main() -> None:
@@ -332,9 +331,7 @@ def main() -> None:
     results["seconds"] = time.perf_counter() - start
     results["table"] = table(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(args.out.with_suffix(".json"))
+    atomic_write_json(args.out.with_suffix(".json"), results)
     plot(results, args.out.with_suffix(".png"))
     print(results["table"])
     print(f"total {results['seconds']:.0f} s")

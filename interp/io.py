@@ -1,4 +1,16 @@
-"""Writing results so nothing is lost: atomic files and folders, and the provenance every run records.
+"""The one writer: atomic files, figures and folders, and the provenance every run records.
+
+Everything the toolkit writes goes through here, so every write behaves the same way:
+
+- files (`atomic_write_text`, `atomic_write_json`, `atomic_write_bytes`, `save_figure`, or
+  `atomic_path` for a writer that wants a file name) are written to a temporary file beside the
+  target and renamed onto it: a crash leaves the old file (or none), never half a file;
+- folders (`atomic_dir(out, force=...)`) are built under a temporary name and moved into place whole;
+  an existing non-empty folder is replaced only with `force` (the CLI's `--force`), else refused with
+  one line that says so; a run killed midway loses nothing (`clean_leftovers`);
+- figures are saved without touching pyplot's state: `save_figure` closes the figure it saved and
+  no other (closing them all would close a notebook's figures too);
+- everything written gets the permissions an ordinary `open`/`mkdir` would give (`share`).
 
 Every command that writes a folder writes `result.json` (inputs, config, seed, package versions,
 metrics) beside its figures, through `write_result`.
@@ -7,6 +19,7 @@ metrics) beside its figures, through `write_result`.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -71,6 +84,47 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+# -- figures (matplotlib is never imported here: a figure arrives already drawn) --------------------
+FIGURE_FORMATS = ("png", "pdf", "svg")
+
+
+def figure_format(path: str | Path) -> str:
+    """The figure format named by `path`'s suffix (png, pdf or svg), or an `InterpError`."""
+    suffix = Path(path).suffix
+    fmt = suffix.lower().lstrip(".")
+    if fmt not in FIGURE_FORMATS:
+        raise InterpError(f"figure format {suffix or '(none)'!r} not supported; use one of .png, .pdf, .svg")
+    return fmt
+
+
+def figure_bytes(figure: Any, fmt: str = "png", *, dpi: float | None = None, tight: bool = False) -> bytes:
+    """`figure` rendered as `fmt` bytes (`dpi` None: the figure's own; `tight`: crop to the drawing)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight" if tight else None)
+    return buffer.getvalue()
+
+
+def save_figure(figure: Any, path: str | Path, *, dpi: float | None = None, tight: bool = False) -> Path:
+    """Save a matplotlib figure to `path` atomically (format from the suffix: .png, .pdf, .svg), then
+    close that figure in pyplot if pyplot holds it (no other figure is touched). Returns `path`.
+
+    >>> save_figure(fig, "out/logit_lens.png", dpi=120)
+    """
+    fmt = figure_format(path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight" if tight else None)
+    release_figure(figure)
+    return Path(path)
+
+
+def release_figure(figure: Any) -> None:
+    """Drop pyplot's reference to `figure` (a figure built without pyplot has none: nothing to do)."""
+    if getattr(figure.canvas, "manager", None) is not None:
+        import matplotlib.pyplot as plt  # only reached when pyplot made the figure, so already imported
+
+        plt.close(figure)
+
+
 # result.json's schema; readers (interp view) refuse versions newer than they know
 RESULT_SCHEMA, RESULT_VERSION = "interp-toolkit/result", 1
 
@@ -86,24 +140,21 @@ def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
     return found
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write `text` to `path` via a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write `data` to `path` via a temporary file in the same folder and a rename."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write `text` (UTF-8) to `path` via a temporary file in the same folder and a rename."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> Path:
+    """Write `obj` as indented JSON (tensors and arrays as lists, paths as strings), atomically."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
 
 
 def _jsonable(obj: Any) -> Any:

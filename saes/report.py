@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from pathlib import Path
 from typing import Any
 
 import torch
 from matplotlib.figure import Figure
 
-from interp.io import atomic_write_json, atomic_write_text
+from interp.io import atomic_write_bytes, atomic_write_json, atomic_write_text, figure_bytes
 from saes.evaluation import EvalResult
 
 EVAL_FILENAME = "eval.json"
@@ -48,12 +47,8 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / EVAL_FILENAME, {**(extra or {}), **result.to_dict()})
-    buf = io.BytesIO()
-    density_figure(result.density, title).savefig(buf, format="png")
-    png = buf.getvalue()
-    tmp = out / f".{DENSITY_FILENAME}.tmp"
-    tmp.write_bytes(png)
-    tmp.replace(out / DENSITY_FILENAME)
+    png = figure_bytes(density_figure(result.density, title), "png")
+    atomic_write_bytes(out / DENSITY_FILENAME, png)
     atomic_write_text(out / BROWSER_FILENAME, feature_browser_html(result, title, png))
     return out
 

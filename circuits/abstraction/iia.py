@@ -28,7 +28,9 @@ from torch import Tensor
 from circuits.abstraction.data import Counterfactuals
 from circuits.abstraction.sites import Alignment, Location, check, interchange, position_index
 from interp.errors import InterpError
+from interp.figures import heatmap_figure
 from interp.hooked import HookedModel
+from interp.io import save_figure
 
 logger = logging.getLogger(__name__)
 
@@ -141,10 +143,13 @@ class IIAResult:
 
     def plot(self, path: str | None = None, title: str | None = None):
         """Heatmap of `grid()`; saved to `path` (PNG/PDF/SVG by suffix) when given. Returns the figure."""
-        from circuits.abstraction.plots import heatmap
-
         rows, cols, values = self.grid()
-        return heatmap(values, rows, cols, title or f"IIA of {self.variable}", path)
+        figure = heatmap_figure(
+            [values], rows, cols, title=title or f"IIA of {self.variable}", vmin=0.0, vmax=1.0, annotate=True
+        )
+        if path is not None:
+            save_figure(figure, path, dpi=150, tight=True)
+        return figure
 
 
 def _row(loc: Location) -> str:

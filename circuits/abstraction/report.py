@@ -84,25 +84,18 @@ def align_report(
     with atomic_dir(out, force=force) as tmp:
         trained = IIAResult(variable, result.locations, result.iia, cfg.n_test)
         figures = ["iia.png"]
-        drawn = [trained.plot(tmp / "iia.png", title=f"{method} IIA of {variable} ({name})")]
+        trained.plot(tmp / "iia.png", title=f"{method} IIA of {variable} ({name})")
         if cfg.control:
             control = IIAResult(
                 variable, result.locations, tuple(c or 0.0 for c in result.control_iia), cfg.n_test
             )
-            drawn.append(
-                control.plot(
-                    tmp / "control_iia.png", title=f"{method} IIA of {variable}, random-init control"
-                )
-            )
+            control.plot(tmp / "control_iia.png", title=f"{method} IIA of {variable}, random-init control")
             groups = {
                 str(loc): {"trained": v, "random init": c or 0.0}
                 for loc, v, c in zip(result.locations, result.iia, result.control_iia, strict=True)
             }
-            drawn.append(
-                bars(groups, f"{method}: trained vs random-init control", tmp / "iia_vs_control.png")
-            )
+            bars(groups, f"{method}: trained vs random-init control", tmp / "iia_vs_control.png")
             figures += ["control_iia.png", "iia_vs_control.png"]
-        _close(drawn)
         payload = write_result(
             tmp,
             command="align",
@@ -115,11 +108,3 @@ def align_report(
             figures=figures,
         )
     return payload
-
-
-def _close(figures: list) -> None:
-    """Close the figures this report drew (never the caller's other figures, e.g. in a notebook)."""
-    import matplotlib.pyplot as plt
-
-    for figure in figures:
-        plt.close(figure)

@@ -1,17 +1,15 @@
 """Figures of a `ConceptReport`: grouped bars of each score, one group per concept, one bar per method.
 
 Matplotlib is imported inside `plot_report` only, and the figure is built without pyplot, so importing
-this module changes no global state; the file is written atomically.
+this module changes no global state; the file is written atomically (`interp.io.save_figure`).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from interp.io import share
+from interp.io import save_figure
 
 if TYPE_CHECKING:
     from circuits.concepts.explain import ConceptReport
@@ -50,13 +48,5 @@ def plot_report(report: ConceptReport, path: str | Path) -> Path:
             ax.set_ylim(0, 1.05)
             ax.axhline(0.5 if key == "order_faithfulness" else 0.0, color="grey", lw=0.6, ls="--")
     axes[0].legend(fontsize=7)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    share(tmp)  # mkstemp's file is private; a figure gets the same permissions as its siblings
-    try:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    save_figure(fig, path, dpi=120)
     return path

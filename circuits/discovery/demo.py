@@ -1,8 +1,9 @@
 """The circuit stage of `interp demo`: EAP-IG on the demo's task, the top edges as a circuit graph.
 
-Registered under the `interp.demo_stages` entry-point group as `40_circuit`. It scores every edge of
-the demo model's computational graph with EAP-IG (a few forward and backward passes), keeps the
-strongest edges, checks how much of the task the kept circuit does on its own, and draws it.
+Registered under the `interp.demo_stages` entry-point group as `40_circuit`. On the first prompts of
+the demo's `CachedRun` it scores every edge of the model's computational graph with EAP-IG (a few
+forward and backward passes), keeps the strongest edges, checks how much of the task the kept
+circuit does on its own, and draws it.
 """
 
 from __future__ import annotations
@@ -10,25 +11,25 @@ from __future__ import annotations
 from circuits.discovery.data import CircuitData
 from circuits.discovery.faithfulness import faithfulness
 from circuits.discovery.registry import discover
-from interp.demo import DemoContext, StageResult
-from interp.tasks import get
+from interp.demo import CachedRun, StageResult
 
 TOP_EDGES = 20
 
 
-def stage(ctx: DemoContext) -> StageResult:
+def stage(run: CachedRun) -> StageResult[None]:
     """Discover, check and export the demo model's circuit.
 
     Example:
-        >>> result = stage(ctx)  # doctest: +SKIP
+        >>> result = stage(run)  # doctest: +SKIP
         >>> result.metrics["faithfulness"]  # doctest: +SKIP
     """
-    batch = get(ctx.task).generate(16 if ctx.quick else 32, seed=ctx.seed)
-    data = CircuitData.from_task(batch)
-    scores = discover(ctx.model, data, "eap-ig", steps=3 if ctx.quick else 5)
+    inputs = run.inputs
+    n = min(len(inputs.batch), 16 if inputs.quick else 32)
+    data = CircuitData.from_task(inputs.batch.select(range(n)))  # the demo's own prompts, not fresh ones
+    scores = discover(inputs.model, data, "eap-ig", steps=3 if inputs.quick else 5)
     circuit = scores.to_circuit(top_n=TOP_EDGES)
-    files = [p.name for p in circuit.export(ctx.out, ["png", "json"], stem="circuit")]
-    check = faithfulness(ctx.model, data, circuit)
+    files = [p.name for p in circuit.export(inputs.out, ["png", "json"], stem="circuit")]
+    check = faithfulness(inputs.model, data, circuit)
     metrics = {
         "method": "eap-ig",
         "n_graph_edges": len(scores.scores),

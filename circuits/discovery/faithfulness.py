@@ -18,7 +18,6 @@ destination only, by the ablation value: mean, resample, corrupted or zero; see 
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,10 +30,10 @@ from circuits.discovery.compgraph import ComputationalGraph
 from circuits.discovery.data import CircuitData, ablation_sources, as_data, check_ablation
 from circuits.discovery.engine import forward
 from circuits.discovery.scores import EdgeScores
-from circuits.graph import Circuit, check_format
-from circuits.graph.export import FIGURE_FORMATS, write_bytes_atomic
+from circuits.graph import Circuit
 from interp import HookedModel
 from interp.errors import InterpError
+from interp.io import save_figure
 
 
 @torch.no_grad()
@@ -168,12 +167,7 @@ class FaithfulnessCurve:
         ax.set_ylabel(f"faithfulness ({self.ablation} ablation)")
         ax.legend(fontsize=7)
         if path is not None and figure is not None:
-            fmt = check_format(Path(path).suffix or "(none)")
-            if fmt not in FIGURE_FORMATS:
-                raise InterpError(f"plot() writes {', '.join(FIGURE_FORMATS)}, not {fmt}")
-            buffer = io.BytesIO()
-            figure.savefig(buffer, format=fmt, dpi=150)
-            write_bytes_atomic(Path(path), buffer.getvalue())
+            save_figure(figure, path, dpi=150)
         return figure if figure is not None else ax.figure
 
 

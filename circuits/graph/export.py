@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from circuits.graph import layout
 from interp.errors import InterpError
-from interp.io import atomic_write_text, share
+from interp.io import atomic_write_bytes, atomic_write_text, figure_bytes
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -313,9 +311,7 @@ def render(circuit: Circuit, fmt: str) -> bytes:
     if renderer() == "graphviz":
         return _render_graphviz(circuit, fmt)
     logger.info("graphviz 'dot' not on PATH: drawing the circuit with networkx + matplotlib")
-    buffer = io.BytesIO()
-    figure(circuit).savefig(buffer, format=fmt, dpi=150)
-    return buffer.getvalue()
+    return figure_bytes(figure(circuit), fmt, dpi=150)
 
 
 # -- files -------------------------------------------------------------------------------------------
@@ -333,24 +329,10 @@ def save(circuit: Circuit, path: str | Path, fmt: str | None = None) -> Path:
     path = Path(path)
     fmt = check_format(fmt or path.suffix or "(none)")
     if fmt in FIGURE_FORMATS:
-        write_bytes_atomic(path, render(circuit, fmt))
+        atomic_write_bytes(path, render(circuit, fmt))
         return path
     atomic_write_text(path, text(circuit, fmt))
     return path
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        share(tmp)  # mkstemp makes private 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def export(

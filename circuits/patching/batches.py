@@ -11,8 +11,6 @@ keeps the examples whose named positions all equal the first example's.
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from interp.errors import InterpError
@@ -31,17 +29,4 @@ def same_layout(batch: TaskBatch, n: int | None = None) -> TaskBatch:
     keep = torch.ones(len(batch), dtype=torch.bool)
     for index in batch.positions.values():
         keep &= index.cpu() == index[0].cpu()
-    rows = keep.nonzero()[:, 0][:n]
-    pick = rows.tolist()
-    return dataclasses.replace(
-        batch,
-        clean=batch.clean[rows],
-        corrupted=batch.corrupted[rows],
-        answer=batch.answer[rows],
-        wrong=batch.wrong[rows],
-        positions={k: v[rows] for k, v in batch.positions.items()},
-        variables={k: [v[i] for i in pick] for k, v in batch.variables.items()},
-        clean_text=tuple(batch.clean_text[i] for i in pick),
-        corrupted_text=tuple(batch.corrupted_text[i] for i in pick),
-        correct=None if batch.correct is None else tuple(batch.correct[i] for i in pick),
-    )
+    return batch.select(keep.nonzero()[:, 0][:n].tolist())

@@ -1,7 +1,7 @@
 """The patching stage of `interp demo`: residual-stream and head patching heatmaps on the demo's task.
 
-To be registered under the `interp.demo_stages` entry-point group as
-`30_patching = "circuits.patching.demo:stage"`. It keeps the demo prompts that share the first
+Registered under the `interp.demo_stages` entry-point group as
+`30_patching = "circuits.patching.demo:stage"`. It takes the demo's `CachedRun`, keeps the prompts that share the first
 prompt's layout (so a position is one slot in every prompt), runs one batched sweep over
 `resid_pre` (layer x position) and `z` (layer x head), and writes two heatmaps.
 """
@@ -11,23 +11,24 @@ from __future__ import annotations
 from circuits.patching.activation import patching_sweep
 from circuits.patching.batches import same_layout
 from circuits.results import position_labels
-from interp.demo import DemoContext, StageResult
+from interp.demo import CachedRun, StageResult
 
 FIGURES = ("patching_resid_pre.png", "patching_heads.png")
 
 
-def stage(ctx: DemoContext) -> StageResult:
+def stage(run: CachedRun) -> StageResult[None]:
     """Patch the clean residual stream and head outputs into the corrupted run, one site at a time.
 
     Example:
-        >>> result = stage(ctx)  # doctest: +SKIP
+        >>> result = stage(run)  # doctest: +SKIP
         >>> result.metrics["resid_pre_peak"]  # doctest: +SKIP
     """
-    batch = same_layout(ctx.batch, 8 if ctx.quick else 16)
+    inputs = run.inputs
+    batch = same_layout(inputs.batch, 8 if inputs.quick else 16)
     named = {k: int(v[0]) for k, v in batch.positions.items()}
-    labels = position_labels(ctx.model.tokenizer.convert_ids_to_tokens(batch.clean[0].tolist()), named)
+    labels = position_labels(inputs.model.tokenizer.convert_ids_to_tokens(batch.clean[0].tolist()), named)
     results = patching_sweep(
-        ctx.model,
+        inputs.model,
         batch.clean,
         batch.corrupted,
         batch.logit_diff,
@@ -35,10 +36,10 @@ def stage(ctx: DemoContext) -> StageResult:
         position_labels=labels,
     )
     resid, heads = results["resid_pre"], results["z"]
-    resid.plot(ctx.out / FIGURES[0], title=f"{ctx.model_name}: restoring resid_pre (denoising)")
-    heads.plot(ctx.out / FIGURES[1], title=f"{ctx.model_name}: restoring one head's output")
+    resid.plot(inputs.out / FIGURES[0], title=f"{inputs.model_name}: restoring resid_pre (denoising)")
+    heads.plot(inputs.out / FIGURES[1], title=f"{inputs.model_name}: restoring one head's output")
     for figure, result in zip(FIGURES, (resid, heads), strict=True):  # the numbers, for `interp view`
-        result.save(ctx.out / figure.replace(".png", ".json"))
+        result.save(inputs.out / figure.replace(".png", ".json"))
     (resid_site, resid_value), (head_site, head_value) = resid.top(1)[0], heads.top(1)[0]
     metrics = {
         "prompts": len(batch),

@@ -36,6 +36,7 @@ import torch  # noqa: E402
 import interp  # noqa: E402
 from circuits.attribution.graph import attribute  # noqa: E402
 from circuits.attribution.replacement import ReplacementModel  # noqa: E402
+from interp.io import atomic_write_json  # noqa: E402
 from saes import SAEConfig, TrainConfig, Trainer  # noqa: E402
 from saes.store import ActivationStore  # noqa: E402
 from saes.transcoder_set import HOOK_IN, HOOK_OUT, TranscoderSet, train_transcoder_set  # noqa: E402
@@ -260,9 +261,7 @@ def main() -> None:
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(args.out)
+    atomic_write_json(args.out, results)
     print(json.dumps({k: results[k] for k in ("graph", "training")}, indent=2))
 
 

@@ -33,6 +33,8 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
+from interp.io import atomic_write_json  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "experiments" / "bench" / "results" / "distributed_sae.json"
 
@@ -97,7 +99,7 @@ def worker(args: argparse.Namespace) -> None:
             "peak_memory": [m.to_dict() for m in trainer.peak_memory],
             "saes_on_rank0": len(trainer.trainers),
         }
-        Path(args.record).write_text(json.dumps(record))
+        atomic_write_json(args.record, record)
 
 
 # ---- the driver ---------------------------------------------------------------------------------
@@ -245,9 +247,7 @@ def write_result(args: argparse.Namespace, runs: list[dict], started: float, loa
         },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".tmp")
-    tmp_out.write_text(json.dumps(result, indent=2))
-    tmp_out.replace(args.out)
+    atomic_write_json(args.out, result)
     return result
 
 

@@ -10,10 +10,10 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from interp import bench  # noqa: E402
+from interp.io import atomic_write_json  # noqa: E402
 
 
 def main() -> None:
@@ -29,9 +29,7 @@ def main() -> None:
     suffix = "" if args.device == "cpu" else f"_{args.device.split(':')[0]}"
     out = args.out or Path(__file__).parent / "results" / f"hooks{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(out)
+    atomic_write_json(out, results)
     for key, entry in results["shapes"].items():
         print(key, {name: round(ratio, 3) for name, ratio in entry["ratio_vs_hf"].items()})
 

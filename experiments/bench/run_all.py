@@ -10,11 +10,12 @@ past its share of `--budget` seconds is recorded as such in `run_all_<device>.js
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from interp.io import atomic_write_json
 
 HERE = Path(__file__).resolve().parent
 
@@ -54,7 +55,7 @@ def main() -> None:
         seconds = time.perf_counter() - start
         summary["benchmarks"][script] = {"status": status, "seconds": round(seconds, 1), "json": str(out)}
         print(f"{script:20s} {status[:60]:60s} {seconds:6.1f} s", flush=True)
-    (args.out / f"run_all_{tag}.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_json(args.out / f"run_all_{tag}.json", summary)
 
 
 if __name__ == "__main__":

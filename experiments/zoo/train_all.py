@@ -20,6 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from pathlib import Path  # noqa: E402
 
 import interp.zoo as zoo  # noqa: E402
+from interp.io import atomic_write_json  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +40,7 @@ def main() -> None:
             "weights_mb": round(size / 1e6, 2),
         }
         logging.info("%s: %s", name, summary[name])
-        summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+        atomic_write_json(summary_path, summary)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ no padding; every prompt starts with `<bos>`, and the model's prediction is read
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -44,6 +45,27 @@ class TaskBatch:
 
     def __len__(self) -> int:
         return self.clean.shape[0]
+
+    def select(self, rows: Sequence[int] | Tensor) -> TaskBatch:
+        """A batch of the examples at `rows`, in that order.
+
+        Example:
+            >>> batch.select(range(16))  # the first 16 examples (the same as generate(16, seed))
+        """
+        pick = [int(i) for i in rows]
+        index = torch.tensor(pick, dtype=torch.long)  # a CPU index selects on any device
+        return dataclasses.replace(
+            self,
+            clean=self.clean[index],
+            corrupted=self.corrupted[index],
+            answer=self.answer[index],
+            wrong=self.wrong[index],
+            positions={k: v[index] for k, v in self.positions.items()},
+            variables={k: [v[i] for i in pick] for k, v in self.variables.items()},
+            clean_text=tuple(self.clean_text[i] for i in pick),
+            corrupted_text=tuple(self.corrupted_text[i] for i in pick),
+            correct=None if self.correct is None else tuple(self.correct[i] for i in pick),
+        )
 
     def to(self, device: torch.device | str) -> TaskBatch:
         """A copy with every tensor on `device`."""

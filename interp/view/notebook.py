@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from interp.io import atomic_write_text
 from interp.view.bundle import bundle_of
 from interp.view.page import iframe, standalone_page
 
@@ -19,9 +20,8 @@ class Inline:
         return iframe(self.html, self.height)
 
     def save(self, path: str | Path) -> Path:
-        """Write the standalone page (opens in any browser, offline)."""
-        Path(path).write_text(self.html, encoding="utf-8")
-        return Path(path)
+        """Write the standalone page (opens in any browser, offline), atomically."""
+        return atomic_write_text(path, self.html)
 
 
 def show(result: Any, *, title: str | None = None, height: int = 640) -> Inline:

@@ -125,4 +125,4 @@ def _portable_tokenizer_config(folder: Path) -> None:
     cfg_path = folder / "tokenizer_config.json"
     cfg = json.loads(cfg_path.read_text())
     cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
-    cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
+    atomic_write_json(cfg_path, cfg)

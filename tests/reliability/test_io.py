@@ -120,7 +120,6 @@ def test_everything_written_gets_the_same_permissions(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from circuits.results import atomic_path
     from saes.format import atomic_dir as sae_dir
 
     old = os.umask(0o022)
@@ -128,7 +127,7 @@ def test_everything_written_gets_the_same_permissions(tmp_path):
         with io.atomic_dir(tmp_path / "run") as tmp:
             save_file({"w": torch.zeros(2)}, str(tmp / "weights.safetensors"))  # safetensors: 0600
             (tmp / "sub").mkdir(mode=0o700)
-        with atomic_path(tmp_path / "figure.png") as tmp:
+        with io.atomic_path(tmp_path / "figure.png") as tmp:
             tmp.write_bytes(b"png")
         with sae_dir(tmp_path / "sae") as tmp:
             save_file({"w": torch.zeros(2)}, str(tmp / "sae_weights.safetensors"))
@@ -141,3 +140,71 @@ def test_everything_written_gets_the_same_permissions(tmp_path):
     folders = [p for p in tmp_path.rglob("*") if p.is_dir()]
     assert {_mode(p) for p in files} == {_mode(reference)} == {0o644}
     assert {_mode(p) for p in folders} == {0o755}
+
+
+def test_a_file_write_that_raises_midway_leaves_the_old_file(tmp_path):
+    from matplotlib.figure import Figure
+
+    path = tmp_path / "figure.png"
+    path.write_bytes(b"old")
+    figure = Figure()
+
+    def half_then_fail(fname, **kwargs):
+        Path(fname).write_bytes(b"half")
+        raise RuntimeError("drawing failed")
+
+    figure.savefig = half_then_fail
+    with pytest.raises(RuntimeError, match="drawing failed"):
+        io.save_figure(figure, path)
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figure.png"]  # no temporary file left
+    with pytest.raises(InterpError, match=r"\.png, \.pdf, \.svg"):
+        io.save_figure(Figure(), tmp_path / "figure.jpg")
+
+
+def test_save_figure_closes_only_the_figure_it_saved(tmp_path):
+    import matplotlib.pyplot as plt
+
+    mine, theirs = plt.figure(), plt.figure()  # `theirs` stands for a notebook's open figure
+    try:
+        io.save_figure(mine, tmp_path / "mine.svg")
+        assert (tmp_path / "mine.svg").read_bytes()[:5] == b"<?xml"
+        assert not plt.fignum_exists(mine.number) and plt.fignum_exists(theirs.number)
+    finally:
+        plt.close(mine)
+        plt.close(theirs)
+
+
+def test_a_folder_write_that_raises_midway_leaves_the_old_folder(tmp_path):
+    from saes.format import atomic_dir as sae_dir
+
+    for write in (lambda out: io.atomic_dir(out, force=True), sae_dir):
+        out = tmp_path / "run"
+        out.mkdir(exist_ok=True)
+        (out / "cfg.json").write_text("old")
+        with pytest.raises(RuntimeError, match="midway"), write(out) as tmp:
+            (tmp / "cfg.json").write_text("new")
+            raise RuntimeError("midway")
+        assert (out / "cfg.json").read_text() == "old"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_non_empty_folder_is_replaced_only_with_force(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "result.json").write_text("old")
+    with pytest.raises(InterpError, match="--force"), io.atomic_dir(out) as tmp:
+        (tmp / "result.json").write_text("new")
+    assert (out / "result.json").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_library_code_never_closes_every_figure():
+    root = Path(io.__file__).resolve().parents[1]
+    offenders = [
+        str(path.relative_to(root))
+        for package in ("interp", "saes", "circuits", "experiments")
+        for path in (root / package).rglob("*.py")
+        if 'close("all")' in path.read_text() or "close('all')" in path.read_text()
+    ]
+    assert not offenders, "plt.close('all') closes the caller's figures too: " + ", ".join(offenders)
