@@ -8,11 +8,8 @@ the circuits they find.
     >>> discovery.faithfulness(model, data, circuit, ablation="mean").faithfulness
 """
 
-from circuits.discovery.acdc import ACDCConfig, acdc
 from circuits.discovery.compgraph import ComputationalGraph, Dest
 from circuits.discovery.data import ABLATIONS, Ablation, CircuitData, ablate, ablation_sources, as_data
-from circuits.discovery.eap import EAPConfig, eap
-from circuits.discovery.eap_ig import EAPIGConfig, eap_ig
 from circuits.discovery.evaluation import auroc_table, edge_auroc, node_auroc, roc_curve, true_circuit
 from circuits.discovery.faithfulness import (
     Faithfulness,
@@ -22,7 +19,10 @@ from circuits.discovery.faithfulness import (
     faithfulness_curve,
 )
 from circuits.discovery.features import FeatureCircuitConfig, feature_circuit
-from circuits.discovery.node_attribution import NodeAttributionConfig, node_attribution
+from circuits.discovery.methods.acdc import ACDCConfig, acdc
+from circuits.discovery.methods.eap import EAPConfig, eap
+from circuits.discovery.methods.eap_ig import EAPIGConfig, eap_ig
+from circuits.discovery.methods.node_attribution import NodeAttributionConfig, node_attribution
 from circuits.discovery.registry import METHODS, Method, discover, make_config
 from circuits.discovery.scores import EdgeScores
 from circuits.discovery.shift import ablate_features, shift_effect

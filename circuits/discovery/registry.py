@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from circuits.discovery.acdc import ACDCConfig, acdc
-from circuits.discovery.eap import EAPConfig, eap
-from circuits.discovery.eap_ig import EAPIGConfig, eap_ig
 from circuits.discovery.features import FeatureCircuitConfig, feature_circuit
-from circuits.discovery.node_attribution import NodeAttributionConfig, node_attribution
+from circuits.discovery.methods.acdc import ACDCConfig, acdc
+from circuits.discovery.methods.eap import EAPConfig, eap
+from circuits.discovery.methods.eap_ig import EAPIGConfig, eap_ig
+from circuits.discovery.methods.node_attribution import NodeAttributionConfig, node_attribution
 from circuits.discovery.scores import EdgeScores
 from interp import HookedModel
 from interp.errors import InterpError, closest
