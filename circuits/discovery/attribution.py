@@ -12,7 +12,7 @@ with g_d = dMetric/dinput_d at the clean input (EAP), or its average over the in
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor
@@ -34,6 +34,16 @@ class Gradients:
     clean_metric: float
     ablated_metric: float
     seconds: float
+
+    def metadata(self, config: object, task: str | None) -> dict[str, object]:
+        """What a gradient method's `EdgeScores` records about its run."""
+        return {
+            "clean_metric": self.clean_metric,
+            "ablated_metric": self.ablated_metric,
+            "seconds": self.seconds,
+            "config": asdict(config),
+            "task": task,
+        }
 
 
 def path_gradients(

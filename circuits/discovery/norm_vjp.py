@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from circuits.attribution.norms import norm_kind
+from circuits.attribution.norms import UnfreezableModelError, norm_kind
 
 _EXACT_DTYPES = (torch.float32, torch.float64)
 
@@ -114,7 +114,7 @@ def closed_form(module: nn.Module) -> ClosedFormNorm | None:
 def _build(module: nn.Module) -> ClosedFormNorm | None:
     try:
         kind = norm_kind(module)
-    except Exception:  # a norm outside the table: the generic path handles it
+    except UnfreezableModelError:  # a norm outside the table: the generic path handles it
         return None
     if kind is None:
         return None

@@ -17,7 +17,7 @@ Cost: one forward+backward and one or two forwards, whatever the number of edges
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from circuits.discovery.attribution import edge_attribution, path_gradients
 from circuits.discovery.compgraph import ComputationalGraph
@@ -44,11 +44,4 @@ def eap(model: HookedModel, data: object, config: EAPConfig = EAPConfig()) -> Ed
     data = as_data(data)
     graph = ComputationalGraph.build(model.cfg, config.separate_qkv)
     g = path_gradients(model, graph, data, config.ablation, steps=1)
-    meta = {
-        "clean_metric": g.clean_metric,
-        "ablated_metric": g.ablated_metric,
-        "seconds": g.seconds,
-        "config": asdict(config),
-        "task": data.name,
-    }
-    return EdgeScores(graph, edge_attribution(g, graph), "eap", metadata=meta)
+    return EdgeScores(graph, edge_attribution(g, graph), "eap", metadata=g.metadata(config, data.name))

@@ -17,7 +17,7 @@ batch, `points_per_pass` at a time) and one forward for the corrupted ablation.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from circuits.discovery.attribution import edge_attribution, path_gradients
 from circuits.discovery.compgraph import ComputationalGraph
@@ -53,11 +53,4 @@ def eap_ig(model: HookedModel, data: object, config: EAPIGConfig = EAPIGConfig()
     data = as_data(data)
     graph = ComputationalGraph.build(model.cfg, config.separate_qkv)
     g = path_gradients(model, graph, data, config.ablation, config.steps, config.points_per_pass)
-    meta = {
-        "clean_metric": g.clean_metric,
-        "ablated_metric": g.ablated_metric,
-        "seconds": g.seconds,
-        "config": asdict(config),
-        "task": data.name,
-    }
-    return EdgeScores(graph, edge_attribution(g, graph), "eap-ig", metadata=meta)
+    return EdgeScores(graph, edge_attribution(g, graph), "eap-ig", metadata=g.metadata(config, data.name))

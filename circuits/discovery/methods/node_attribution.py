@@ -18,7 +18,7 @@ edge ranking is only as good as the node ranking allows (see `metadata["edge_sco
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
@@ -65,12 +65,5 @@ def node_attribution(
         return weight[e.dst]
 
     edges = torch.tensor([min(weight[e.src], reader_weight(e)) for e in graph.edges])
-    meta = {
-        "clean_metric": g.clean_metric,
-        "ablated_metric": g.ablated_metric,
-        "seconds": g.seconds,
-        "config": asdict(config),
-        "task": data.name,
-        "edge_scores": "min(|src|, |dst|) of node scores",
-    }
+    meta = {**g.metadata(config, data.name), "edge_scores": "min(|src|, |dst|) of node scores"}
     return EdgeScores(graph, edges, "node", node_scores=nodes, metadata=meta)
