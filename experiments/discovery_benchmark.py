@@ -32,9 +32,9 @@ OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 python experiments/discovery_benchmark
 
 from __future__ import annotations
 
-import os
+from interp.threads import apply_thread_policy
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported
+apply_thread_policy()  # the CLI's thread and allocator policy, before torch is imported
 
 import argparse  # noqa: E402
 import logging  # noqa: E402

@@ -7,7 +7,8 @@ many times slower and its speed erratic. Unless the user set them, the CLI sets
 - `OMP_NUM_THREADS` to the free cores: the cores this process may use, less the 1-minute load
   average, at least 1.
 Set either variable yourself (e.g. `OMP_NUM_THREADS=8 OMP_WAIT_POLICY=ACTIVE interp ...` on a quiet
-machine) and it is kept as given.
+machine) and it is kept as given. The process's own policy (`environ` left out) also includes the
+allocator policy of `interp.allocator` (freed memory kept for reuse), which applies at any time.
 """
 
 from __future__ import annotations
@@ -36,15 +37,20 @@ def free_cores() -> int:
 
 
 def apply_thread_policy(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
-    """Set the variables the user left unset; returns what was set. Does nothing once torch is
-    imported (OpenMP has read its settings by then)."""
-    environ = os.environ if environ is None else environ
+    """Set the variables the user left unset; returns what was set. Sets no variable once torch
+    is imported (OpenMP has read its settings by then)."""
+    allocator: dict[str, str] = {}
+    if environ is None:
+        from interp.allocator import keep_freed_memory
+
+        allocator = {name: str(value) for name, value in keep_freed_memory().items()}
+        environ = os.environ
     if "torch" in sys.modules:
-        return {}
+        return allocator
     chosen: dict[str, str] = {}
     if not environ.get("OMP_WAIT_POLICY"):
         chosen["OMP_WAIT_POLICY"] = "PASSIVE"
     if not environ.get("OMP_NUM_THREADS"):
         chosen["OMP_NUM_THREADS"] = str(free_cores())
     environ.update(chosen)
-    return chosen
+    return {**chosen, **allocator}
