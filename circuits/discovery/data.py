@@ -118,6 +118,7 @@ class Ablation:
 
 
 @torch.no_grad()
+@torch.no_grad()  # values to patch in, never differentiated: no autograd graph to build
 def ablate(
     model: HookedModel, graph: ComputationalGraph, data: CircuitData, kind: str, clean: EdgeRun | None = None
 ) -> Ablation:

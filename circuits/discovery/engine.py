@@ -130,6 +130,7 @@ class _Forward:
         self.resid: dict[int, Tensor] = {}  # block -> its input [batch, pos, d_model]
         self.head_inputs: dict[int, tuple[Tensor, Tensor, Tensor]] = {}  # block -> normalised q/k/v inputs
         self.qkv_probes: dict[int, list[int]] = {}  # unrewired probed block -> indices of its q/k/v probes
+        self.qkv_values: dict[int, list[Tensor]] = {}  # the same blocks -> their own q, k, v
         self.head_chunk: dict[int, int] = {}  # block -> index of its head outputs in `chunks`
         self.probes: list[Tensor] = []
         self.readers: list[
@@ -188,18 +189,27 @@ class _Forward:
             )
         return out
 
+    def _stacked(self, parts: list[Tensor]) -> Tensor:
+        """Per-part tensors [heads, c, ...] in `head_grads`' layout: one row per q/k/v head with
+        separate inputs, else per head over (q, k, v) x c."""
+        return torch.cat(parts) if self.graph.separate_qkv else torch.cat(parts, dim=1)
+
     def head_weights(self, layer: int) -> Tensor:
         """The q, k, v weights of a block as one batched matrix [dests, contracted, d_model], matching
-        `head_grads`' layout: per q/k/v head with separate inputs, else per head over (q, k, v) x d_head.
-        When the attention norm has a closed-form VJP, its gain and centring are folded in."""
+        `head_grads`' layout (`_stacked`). When the attention norm has a closed-form VJP, its gain and
+        centring are folded in."""
         key = ("qkv", layer, 0)
         if key not in self._weights_cache:
             # per part [heads, d_head, d_model]
-            w = [self.weight("w", layer, part).transpose(1, 2) for part in range(3)]
-            w = torch.cat(w) if self.graph.separate_qkv else torch.cat(w, dim=1)
+            w = self._stacked([self.weight("w", layer, part).transpose(1, 2) for part in range(3)])
             norm = closed_form(self.arch.attn_norms[layer])
             self._weights_cache[key] = w if norm is None else norm.fold(w)
         return self._weights_cache[key]
+
+    def _layout(self, parts: list[Tensor]) -> Tensor:
+        """Per-part [batch, pos, heads, d_head] -> [dests, batch * pos, contracted] (`_stacked`)."""
+        dim = 2 if self.graph.separate_qkv else 3
+        return torch.cat(parts, dim=dim).flatten(0, 1).transpose(0, 1)
 
     @torch.no_grad()  # a result, not part of any graph (torch.func.vjp still differentiates the norm)
     def head_grads(self, layer: int, grads: list[Tensor], groups: int) -> Tensor:
@@ -208,14 +218,16 @@ class _Forward:
         its q, k, v [batch, pos, heads, d_head]."""
         g = [grads[i] for i in self.qkv_probes[layer]]  # per part [batch, pos, heads, d_head]
         batch, pos = g[0].shape[:2]
-        if self.graph.separate_qkv:  # [q heads + 2 kv heads, batch * pos, d_head]
-            flat = torch.cat(g, dim=2).flatten(0, 1).transpose(0, 1)
-        else:  # [heads, batch * pos, 3 d_head]
-            flat = torch.cat(g, dim=3).flatten(0, 1).transpose(0, 1)
+        flat = self._layout(g)  # [q heads + 2 kv heads, batch * pos, d_head] or [heads, ., 3 d_head]
         w = self.head_weights(layer).to(flat.dtype)
         norm = closed_form(self.arch.attn_norms[layer])
         if norm is not None:  # `head_weights` folded the norm's gain (and centring) in
-            return norm.vjp_summed(self.resid[layer], flat, w, groups)
+            dots = []  # per part: sum over d_head of g (xhat W^T) [batch, pos, heads], from q, k, v
+            for part, (g_part, value) in enumerate(zip(g, self.qkv_values[layer], strict=True)):
+                offset = norm.bias_term(self.weight("w", layer, part), self.weight("b", layer, part))
+                dots.append(torch.linalg.vecdot(g_part, value - offset.to(value.dtype)))
+            dots = torch.cat(dots, dim=2) if self.graph.separate_qkv else sum(dots)
+            return norm.vjp_summed(self.resid[layer], flat, w, groups, dots.flatten(0, 1).T.to(flat.dtype))
         normed = torch.bmm(flat, w)  # [n_dests, batch * pos, d_model]
         normed = normed.unflatten(1, (batch, pos))  # [n_dests, batch, pos, d_model]
         _, vjp = torch.func.vjp(self.arch.attn_norms[layer], self.resid[layer].detach())
@@ -243,6 +255,7 @@ class _Forward:
                     if not self.probe:
                         return None  # nothing rewired in this block: the model's own q, k, v
                     self.qkv_probes.setdefault(layer, []).append(len(self.probes))
+                    self.qkv_values.setdefault(layer, []).append(value.detach())
                     if part == 2:
                         self.readers.append(
                             (dests.start, lambda grads, groups: self.head_grads(layer, grads, groups))

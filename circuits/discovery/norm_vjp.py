@@ -74,7 +74,17 @@ class ClosedFormNorm:
         dot = (v * xhat).mean(-1, keepdim=True)  # [n, batch, pos, 1]
         return torch.addcmul(v, xhat, dot, value=-1.0).mul_(r)
 
-    def vjp_summed(self, x: Tensor, g: Tensor, w: Tensor, groups: int) -> Tensor:
+    def bias_term(self, w: Tensor, b: Tensor) -> Tensor:
+        """What a projection's output out = norm(x) W^T + b holds besides (a xhat) W^T: b + beta W^T
+        [..., c], for weights w [..., d_model, c] and bias b [..., c] (beta: the norm's own bias).
+        As xhat of a LayerNorm sums to zero over d_model, (a xhat) W^T = xhat fold(W)^T, so
+        `out - bias_term` is the product `vjp_summed` needs, read off the model's own q, k, v."""
+        beta = getattr(self.module, "bias", None)
+        if beta is None:
+            return b
+        return b + torch.einsum("d,...dc->...c", beta.detach().to(w.dtype), w)
+
+    def vjp_summed(self, x: Tensor, g: Tensor, w: Tensor, groups: int, dots: Tensor | None = None) -> Tensor:
         """sum over the `groups` stacked copies of the batch of J(x)^T W^T g, never forming the
         per-copy [n, batch, pos, d_model] products.
 
@@ -85,6 +95,7 @@ class ClosedFormNorm:
         Per copy k, J^T u = r_k v_k - r_k mean(v_k xhat_k) xhat_k with v_k = g_k w. The first term
         summed over k is one product of g scaled by r (all copies side by side along c) with w
         repeated; mean(v_k xhat_k) = mean over c of g_k (xhat_k w^T), whose width is c, not d_model.
+        `dots` [n, batch * pos], when given, is sum over c of g (xhat w^T) already (see `bias_term`).
         """
         batch, pos, width = x.shape
         xhat, r = self.normalised(x, g.dtype)
@@ -95,7 +106,9 @@ class ClosedFormNorm:
             gr.unflatten(1, (groups, rows // groups)).transpose(1, 2).flatten(2)
         )  # [n, rows / groups, groups c]
         out = torch.bmm(side, w.repeat(1, groups, 1))  # [n, rows / groups, d_model]
-        coef = (gr * torch.matmul(xhat, w.transpose(1, 2))).sum(-1) / width  # [n, batch * pos]
+        if dots is None:
+            dots = (g * torch.matmul(xhat, w.transpose(1, 2))).sum(-1)  # [n, batch * pos]
+        coef = dots * r[:, 0] / width  # [n, batch * pos]
         for coef_k, xhat_k in zip(coef.chunk(groups, 1), xhat.chunk(groups), strict=True):
             out.addcmul_(coef_k[..., None], xhat_k, value=-1.0)
         return out.unflatten(1, (batch // groups, pos))
