@@ -22,6 +22,7 @@ import interp
 from interp.errors import InterpError
 from interp.io import write_result
 from saes import run_checks
+from saes.architectures.registry import REGISTRY
 from saes.config import SAEConfig, TrainConfig
 from saes.evaluation import evaluate
 from saes.format import RESULT_FILENAME
@@ -94,7 +95,8 @@ def train_run(
         arch=inputs.arch,
         d_in=widths[inputs.hook],
         d_sae=widths[inputs.hook] * inputs.expansion,
-        k=inputs.k,
+        # an unknown arch needs no k here: SAEConfig refuses it with the list of architectures
+        k=inputs.resolved_k(inputs.arch in REGISTRY and REGISTRY[inputs.arch].needs_k),
         d_out=widths[hooks[-1]] if len(hooks) > 1 else None,
         hook_in=inputs.hook,
         hook_out=inputs.hook_out if len(hooks) > 1 else None,

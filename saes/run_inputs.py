@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+DEFAULT_K = 16
+"""Active latents per token when the architecture needs k and the run names none."""
+
 
 @dataclass(frozen=True)
 class RunInputs:
@@ -29,7 +32,8 @@ class RunInputs:
     hook_out: str | None = None
     """Reconstruct this hook instead (a transcoder)."""
     k: int | None = None
-    """Active latents per token (TopK family; the mean per token for batch-allocated architectures)."""
+    """Active latents per token (TopK family; the mean per token for batch-allocated architectures).
+    Default 16 for the architectures that need it."""
     expansion: int = 8
     """d_sae = expansion * d_in."""
     tokens: int = 200_000
@@ -52,3 +56,7 @@ class RunInputs:
     """Cache activations here and reuse them."""
     device: str = "cpu"
     """cpu or cuda."""
+
+    def resolved_k(self, needs_k: bool) -> int | None:
+        """`k`, or `DEFAULT_K` for an architecture that needs one when none was given."""
+        return DEFAULT_K if self.k is None and needs_k else self.k

@@ -89,6 +89,21 @@ def test_train_then_eval(model_and_data, tmp_path, capsys):
     assert json.loads((out / "result.json").read_text()) == evaluated
 
 
+def test_train_with_only_the_required_options_uses_the_default_k(model_and_data, tmp_path, capsys):
+    """The default architecture (TopK) needs k; a run that names none gets `DEFAULT_K`, not an error."""
+    from saes.run_inputs import DEFAULT_K
+
+    model, data = model_and_data
+    out = tmp_path / "run"
+    args = ["sae", "train", str(model), "--hook", HOOK, "--dataset", str(data), "--out", str(out)]
+    code = run_cli([*args, "--tokens", "2048", "--context-len", "32", "--eval-windows", "4", "--json"])
+    assert code in (0, None)
+    result = json.loads(capsys.readouterr().out)
+    assert result["inputs"]["k"] is None and result["config"]["sae"]["arch"] == "topk"
+    assert result["config"]["sae"]["k"] == DEFAULT_K
+    assert result["metrics"]["eval"]["l0"] <= DEFAULT_K
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
