@@ -5,8 +5,11 @@ machine where other processes are busy, spinning threads and more threads than f
 many times slower and its speed erratic. Unless the user set them, the CLI sets
 - `OMP_WAIT_POLICY=PASSIVE` (idle threads sleep instead of spinning), and
 - `OMP_NUM_THREADS` to the free cores: the cores this process may use, less the 1-minute load
-  average, at least 1.
-Set either variable yourself (e.g. `OMP_NUM_THREADS=8 OMP_WAIT_POLICY=ACTIVE interp ...` on a quiet
+  average, at least 1, and
+- `TOKENIZERS_PARALLELISM=false` when that is one thread: the fast tokenizers' own thread pool would
+  otherwise split each batch across busy cores and wait for them (tokenising took twice its CPU time
+  in wall time on a loaded 2-core machine).
+Set any of them yourself (e.g. `OMP_NUM_THREADS=8 OMP_WAIT_POLICY=ACTIVE interp ...` on a quiet
 machine) and it is kept as given. The process's own policy (`environ` left out) also includes the
 allocator policy of `interp.allocator` (freed memory kept for reuse), which applies at any time.
 """
@@ -52,5 +55,8 @@ def apply_thread_policy(environ: MutableMapping[str, str] | None = None) -> dict
         chosen["OMP_WAIT_POLICY"] = "PASSIVE"
     if not environ.get("OMP_NUM_THREADS"):
         chosen["OMP_NUM_THREADS"] = str(free_cores())
+    threads = chosen.get("OMP_NUM_THREADS") or environ["OMP_NUM_THREADS"]
+    if not environ.get("TOKENIZERS_PARALLELISM") and threads.strip() == "1":
+        chosen["TOKENIZERS_PARALLELISM"] = "false"
     environ.update(chosen)
     return {**chosen, **allocator}

@@ -226,7 +226,9 @@ class ShardReader:
         for first in range(0, total, step):
             yield first, min(step, total - first), None
 
-    def _pass(self, seed: int, skip: int, count: PassCount) -> Iterator[dict[str, Tensor]]:
+    def _pass(
+        self, seed: int, skip: int, count: PassCount, max_rows: int | None = None
+    ) -> Iterator[dict[str, Tensor]]:
         batches = shuffled(
             self._chunks(),
             lambda chunk: self.cache.read(chunk[0], chunk[1]),
@@ -236,6 +238,7 @@ class ShardReader:
             gen=torch.Generator().manual_seed(seed),
             skip=skip,
             count=count,
+            max_rows=max_rows,
         )
         for batch in shard_batches(batches, self.dist):
             yield {name: t.to(self.device) for name, t in batch.items()}

@@ -120,7 +120,7 @@ def train_run(
     start, cpu_start = time.perf_counter(), time.process_time()
     trainer = Trainer(sae_cfg, train_cfg, device=inputs.device)
     run_checks.record_inputs(out, inputs)  # what --resume compares against
-    sae = trainer.fit(store.batches(n_tokens=inputs.tokens + inputs.batch_size), resume=resume)
+    sae = trainer.fit(store.batches(n_tokens=steps * inputs.batch_size), resume=resume)  # no spare rows
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     sae.save(out / "sae")
     window = dict(trainer.last_metrics)

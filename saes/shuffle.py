@@ -39,14 +39,16 @@ def shuffled(
     gen: torch.Generator,
     skip: int = 0,
     count: PassCount | None = None,
+    max_rows: int | None = None,
 ) -> Iterator[Acts]:
     """Shuffled full batches of the rows of `chunks` (activations from `fetch(chunk)`), the first
-    `skip` of them planned but neither fetched nor yielded."""
+    `skip` of them planned but neither fetched nor yielded. With `max_rows`, no chunk is read once that
+    many rows were (the buffer is then emitted), so a consumer that stops there leaves none unused."""
     count = count if count is not None else PassCount()
     ids: list[Tensor] = []  # global row ids in the buffer, kept while skipping
     data: dict[str, list[Tensor]] | None = None if skip else {}  # activations, once yielding
     held: dict[int, Chunk] = {}  # chunks (by first window) with rows in the buffer, while skipping
-    size = 0
+    size = read = 0
 
     def emit(n_out: int) -> Iterator[Acts]:
         nonlocal ids, data, size, skip, held
@@ -89,8 +91,12 @@ def shuffled(
             ids.append(torch.arange(first_window * rows_per_window, first_window * rows_per_window + rows))
             held[first_window] = chunk
         size += rows
+        read += rows
         if size >= buffer:
             yield from emit((size - buffer // 2) // batch_size * batch_size)
+        if max_rows is not None and read >= max_rows:
+            getattr(chunks, "close", lambda: None)()  # let the source finish (e.g. flush its disk cache)
+            break
     if size >= batch_size:
         yield from emit(size // batch_size * batch_size)
 
@@ -134,7 +140,7 @@ class PassBatches:
     """The batches of a source's repeated passes (`ActivationStore`, `ShardReader`), each pass reshuffled
     with the next seed, until `n_tokens` rows were yielded; `.skip_batches(n)` resumes after the first `n`
     batches, which are planned but not computed. The source gives `seed`, `batch_size` and
-    `_pass(seed, skip, count)`; `what` names it when it cannot fill one batch."""
+    `_pass(seed, skip, count, max_rows)`; `what` names it when it cannot fill one batch."""
 
     def __init__(self, source: Any, n_tokens: int | None, what: str) -> None:
         self.source, self.n_tokens, self.what = source, n_tokens, what
@@ -147,7 +153,9 @@ class PassBatches:
         seen, epoch, skip = 0, 0, n
         while limit is None or (seen + n) * source.batch_size < limit:
             count = PassCount()
-            for batch in source._pass(source.seed + epoch, skip, count):
+            # rows this pass still has to supply, counting batches skipped in earlier passes
+            rows = None if limit is None else limit - (seen + n - skip) * source.batch_size
+            for batch in source._pass(source.seed + epoch, skip, count, rows):
                 yield batch
                 seen += 1
                 if limit is not None and (seen + n) * source.batch_size >= limit:

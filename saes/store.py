@@ -134,22 +134,25 @@ class ActivationStore:
     def _windows(self, per_batch: int) -> Iterator[Tensor]:
         """[<= per_batch, context_len] token windows; sets `_stream_windows` when the data ran out."""
         limit = None if self.max_tokens is None else -(-self.max_tokens // self.context_len)
-        made = 0
-        windows: list[list[int]] = []
-        for made, window in enumerate(  # noqa: B007 (`made` counts the windows after the loop)
-            _cut(self.model, self.dataset, self.column, self.is_tokens, self.context_len), start=1
-        ):
-            if limit is not None and made > limit:
-                made = limit
+        made = held = 0
+        parts: list[Tensor] = []
+        for block in _cut(self.model, self.dataset, self.column, self.is_tokens, self.context_len):
+            cut = limit is not None and made + block.shape[0] > limit  # windows remain past the limit
+            if cut:
+                block = block[: limit - made]
+            made += block.shape[0]
+            parts.append(block)
+            held += block.shape[0]
+            while held >= per_batch:
+                joined = torch.cat(parts) if len(parts) > 1 else parts[0]
+                yield joined[:per_batch]
+                parts, held = [joined[per_batch:]], held - per_batch
+            if cut:
                 break
-            windows.append(window)
-            if len(windows) == per_batch:
-                yield torch.tensor(windows, dtype=torch.long)
-                windows = []
         else:
             self._stream_windows = made
-        if windows:
-            yield torch.tensor(windows, dtype=torch.long)
+        if held:
+            yield torch.cat(parts)
 
     def _chunks(self) -> Iterator[Chunk]:
         """(first window, windows, token ids or None) per model batch; no tokenising over a full cache."""
@@ -208,7 +211,9 @@ class ActivationStore:
             out[f"{h}:grad"] = _flatten(torch.zeros_like(recorded[h]) if g is None else g)
         return out
 
-    def _pass(self, seed: int, skip: int, count: PassCount) -> Iterator[dict[str, Tensor]]:
+    def _pass(
+        self, seed: int, skip: int, count: PassCount, max_rows: int | None = None
+    ) -> Iterator[dict[str, Tensor]]:
         gen = torch.Generator().manual_seed(seed)
         yield from shuffled(
             self._chunks(),
@@ -219,6 +224,7 @@ class ActivationStore:
             gen=gen,
             skip=skip,
             count=count,
+            max_rows=max_rows,
         )
         if count.batches == 0:
             raise InterpError(
@@ -259,32 +265,40 @@ def token_windows(
     """The first `n` `context_len`-token windows [<= n, context_len] of `dataset`'s joined documents
     (tokenising only as much as needed; no model runs)."""
     col, is_tokens = _pick_column(dataset, text_column, tokens_column)
-    windows = []
-    for window in _cut(model, dataset, col, is_tokens, context_len):
-        windows.append(window)
-        if len(windows) >= n:
+    n, blocks, have = max(n, 1), [], 0
+    for block in _cut(model, dataset, col, is_tokens, context_len):
+        blocks.append(block[: n - have])
+        have += blocks[-1].shape[0]
+        if have >= n:
             break
-    if not windows:
+    if not have:
         raise InterpError(f"the dataset has fewer than context_len={context_len} tokens")
-    return torch.tensor(windows, dtype=torch.long)
+    return torch.cat(blocks)
 
 
-def _cut(model: Any, dataset: Any, column: str, is_tokens: bool, context_len: int) -> Iterator[list[int]]:
-    """Documents joined into one stream (EOS-separated for text) and cut into `context_len` windows.
-    Rows are read and tokenised `_ROWS_AT_ONCE` at a time (one tokenizer call per group)."""
+def _cut(model: Any, dataset: Any, column: str, is_tokens: bool, context_len: int) -> Iterator[Tensor]:
+    """Documents joined into one stream (EOS-separated for text) and cut into `context_len` windows,
+    yielded as blocks [m, context_len] of consecutive windows (m may be 0). Rows are read and tokenised
+    `_ROWS_AT_ONCE` at a time (one tokenizer call per group); the stream is kept as one tensor, since
+    per-token Python work here cost as much as a third of the tokenizer's own time."""
     tokenizer = getattr(model, "tokenizer", None)
     eos = getattr(tokenizer, "eos_token_id", None) if not is_tokens else None
-    stream: list[int] = []
+    carry = torch.empty(0, dtype=torch.long)
     for start in range(0, len(dataset), _ROWS_AT_ONCE):
         values = dataset[start : start + _ROWS_AT_ONCE][column]
-        docs = values if is_tokens else tokenizer(list(values))["input_ids"]
+        if is_tokens:
+            docs = [d.tolist() if hasattr(d, "tolist") else d for d in values]
+        else:
+            docs = tokenizer(list(values))["input_ids"]
+        flat: list[int] = []
         for doc in docs:
-            stream.extend(int(t) for t in doc)
+            flat.extend(doc)
             if eos is not None:
-                stream.append(eos)
-            while len(stream) >= context_len:
-                yield stream[:context_len]
-                del stream[:context_len]
+                flat.append(eos)
+        stream = torch.cat([carry, torch.tensor(flat, dtype=torch.long)])
+        m = stream.shape[0] // context_len
+        yield stream[: m * context_len].view(m, context_len)
+        carry = stream[m * context_len :]
 
 
 def last_block(model: Any, hooks: Sequence[str]) -> int | None:

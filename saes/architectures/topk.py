@@ -48,7 +48,7 @@ class TopKSAE(SparseAutoencoder):
 
     def _select(self, pre: Float[Tensor, "batch d_sae"], grad: Tensor | None) -> Int[Tensor, "batch k"]:
         """Indices of the latents each token keeps (called without grad on the pre-activations)."""
-        return pre.topk(self.cfg.k, dim=-1, sorted=False).indices
+        return ops.topk_indices(pre, self.cfg.k)
 
     def _sparse_reconstruction(
         self, vals: Float[Tensor, "batch k"], bags: sparse.LatentBags, target: Tensor

@@ -15,12 +15,14 @@ from interp import cli
 cli.apply_thread_policy()
 cli._register_all()
 print(json.dumps({"torch": "torch" in sys.modules, "transformers": "transformers" in sys.modules,
-                  "omp": os.environ.get("OMP_NUM_THREADS"), "wait": os.environ.get("OMP_WAIT_POLICY")}))
+                  "omp": os.environ.get("OMP_NUM_THREADS"), "wait": os.environ.get("OMP_WAIT_POLICY"),
+                  "tok": os.environ.get("TOKENIZERS_PARALLELISM")}))
 """
 
 
 def _probe(**env: str) -> dict:
-    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    policy = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "TOKENIZERS_PARALLELISM")
+    clean = {k: v for k, v in os.environ.items() if k not in policy}
     out = subprocess.run(
         [sys.executable, "-c", PROBE], env={**clean, **env}, capture_output=True, text=True, check=True
     )
@@ -41,8 +43,14 @@ def test_thread_policy_is_set_only_where_the_user_did_not():
         "transformers": 0,
         "omp": "3",
         "wait": "ACTIVE",
+        "tok": None,
     }
     assert 1 <= free_cores() <= usable_cores()
+
+
+def test_one_thread_also_keeps_the_tokenizers_to_one():
+    assert _probe(OMP_NUM_THREADS="1")["tok"] == "false"
+    assert _probe(OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="true")["tok"] == "true"
 
 
 def test_nothing_changes_once_torch_is_imported(monkeypatch):

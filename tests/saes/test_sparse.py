@@ -172,6 +172,26 @@ def test_a_broken_private_kernel_falls_back_to_public_ops(monkeypatch, caplog):
         sparse.private_ops_work.cache_clear()
 
 
+@pytest.mark.parametrize(
+    "batch,d_sae,k", [(64, 1024, 16), (33, 2048, 32), (8, 64, 4), (5, 96, 6), (7, 40, 8), (3, 16384, 64)]
+)
+@pytest.mark.parametrize("ties", [False, True])
+def test_two_stage_topk_keeps_the_k_largest(batch, d_sae, k, ties):
+    """`ops.topk_indices` (two stages on wide rows) against one `torch.topk`: the same chosen values, and
+    without ties the same latents; with ties (rounded scores) any tied choice is as good."""
+    from saes.architectures import ops
+
+    score = torch.randn(batch, d_sae, generator=torch.Generator().manual_seed(d_sae + k))
+    if ties:
+        score = (score * 2).round()
+    idx = ops.topk_indices(score, k)
+    ref = score.topk(k, dim=-1)
+    assert idx.shape == (batch, k) and all(len(set(row)) == k for row in idx.tolist())
+    assert torch.equal(score.gather(1, idx).sort(-1).values, ref.values.sort(-1).values)
+    if not ties:
+        assert torch.equal(idx.sort(-1).values, ref.indices.sort(-1).values)
+
+
 def test_firing_counts_and_l0_read_both_layouts():
     vals, idx = _random_topk()
     vals[0, 0] = 0.0  # a chosen latent that did not fire (relu'd to zero)
