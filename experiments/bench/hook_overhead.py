@@ -80,8 +80,10 @@ def _libc_trim() -> Callable[[], object]:
 _TRIM = _libc_trim()
 
 
-def _faults() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+def _usage() -> tuple[int, float]:
+    """Minor page faults and system CPU seconds of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_minflt, usage.ru_stime
 
 
 def _sync(device: str) -> None:
@@ -120,24 +122,25 @@ def _contenders(state: dict, device: str) -> dict[str, Callable[[], Callable[[to
     }
 
 
-def _one_run(make: Callable, ids: torch.Tensor, calls: int, device: str) -> tuple[float, float]:
-    """Per-call seconds and minor page faults over `calls` calls on a fresh model, every output kept
-    until the end; the allocator starts from the same state each time (see the module docstring)."""
+def _one_run(make: Callable, ids: torch.Tensor, calls: int, device: str) -> tuple[float, float, float]:
+    """Per-call seconds, minor page faults and system seconds (mostly the kernel providing those pages)
+    over `calls` calls on a fresh model, every output kept until the end; the allocator starts from
+    the same state each time (see the module docstring)."""
     fn = make()
     kept = []
     gc.collect()
     _TRIM()
     _sync(device)
-    faults = _faults()
+    faults, system = _usage()
     start = time.perf_counter()
     with torch.no_grad():
         for _ in range(calls):
             kept.append(fn(ids))
         _sync(device)
     seconds = (time.perf_counter() - start) / calls
-    faults = (_faults() - faults) / calls
+    faults_after, system_after = _usage()
     del kept
-    return seconds, faults
+    return seconds, (faults_after - faults) / calls, (system_after - system) / calls
 
 
 def run(runs: int, device: str, calls_big: int, calls_small: int) -> dict:
@@ -160,21 +163,33 @@ def run(runs: int, device: str, calls_big: int, calls_small: int) -> dict:
         calls = calls_big if batch * pos > 1000 else calls_small
         samples: dict[str, list[float]] = {k: [] for k in contenders}
         faults: dict[str, list[float]] = {k: [] for k in contenders}
+        system: dict[str, list[float]] = {k: [] for k in contenders}
         for make in contenders.values():  # warm up kernels and imports once
             _one_run(make, ids, 1, device)
         for _ in range(runs):
             for name, make in contenders.items():
-                seconds, run_faults = _one_run(make, ids, calls, device)
+                seconds, run_faults, run_system = _one_run(make, ids, calls, device)
                 samples[name].append(seconds)
                 faults[name].append(run_faults)
+                system[name].append(run_system)
         med = {k: statistics.median(v) for k, v in samples.items()}
         results["shapes"][f"{batch}x{pos}"] = {
             "calls_per_run": calls,
             "median_seconds_per_call": med,
             "median_page_faults_per_call": {k: statistics.median(v) for k, v in faults.items()},
+            "median_system_seconds_per_call": {k: statistics.median(v) for k, v in system.items()},
             "ratio_vs_hf": {k: v / med["hf"] for k, v in med.items() if k != "hf"},
+            # each round's contenders run within seconds of each other: on a shared machine this
+            # ratio moves less with other processes' load than the ratio of medians above
+            "median_ratio_per_round": {
+                k: statistics.median(a / b for a, b in zip(v, samples["hf"], strict=True))
+                for k, v in samples.items()
+                if k != "hf"
+            },
         }
+        per_round = results["shapes"][f"{batch}x{pos}"]["median_ratio_per_round"]
         print(f"{batch}x{pos}", {k: round(v / med["hf"], 3) for k, v in med.items()}, flush=True)
+        print("  median of per-round ratios", {k: round(v, 3) for k, v in per_round.items()}, flush=True)
     results["loadavg_after"] = os.getloadavg()
     return results
 
