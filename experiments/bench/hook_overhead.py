@@ -17,8 +17,9 @@ Every run starts from the same allocator state: before it, garbage is collected 
 return freed memory to the system (`malloc_trim`), as in a fresh process. Without that, a run's cost
 depended on the contender before it: a kept cache grows the heap, and whichever run came next
 reused those already-mapped pages for free while the others faulted in fresh ones (one run had
-`cache_no_pattern` at 0.90x of `hf`, doing strictly more work). Minor page faults per call are
-recorded beside the times.
+`cache_no_pattern` at 0.90x of `hf`, doing strictly more work). Minor page faults, system
+seconds and this process's CPU seconds per call are recorded beside the wall-clock times; on a shared
+machine the CPU time (which leaves out time the process waited for a core) is the steadier figure.
 
 OMP_WAIT_POLICY=PASSIVE python experiments/bench/hook_overhead.py [--runs 15] [--device cuda] [--out F]
 """
@@ -122,25 +123,36 @@ def _contenders(state: dict, device: str) -> dict[str, Callable[[], Callable[[to
     }
 
 
-def _one_run(make: Callable, ids: torch.Tensor, calls: int, device: str) -> tuple[float, float, float]:
-    """Per-call seconds, minor page faults and system seconds (mostly the kernel providing those pages)
-    over `calls` calls on a fresh model, every output kept until the end; the allocator starts from
-    the same state each time (see the module docstring)."""
+def _one_run(make: Callable, ids: torch.Tensor, calls: int, device: str) -> dict[str, float]:
+    """Per call: wall seconds, process CPU seconds, minor page faults and system seconds (mostly the
+    kernel providing those pages), over `calls` calls on a fresh model, every output kept until the
+    end; the allocator starts from the same state each time (see the module docstring)."""
     fn = make()
     kept = []
     gc.collect()
     _TRIM()
     _sync(device)
     faults, system = _usage()
+    cpu = time.process_time()
     start = time.perf_counter()
     with torch.no_grad():
         for _ in range(calls):
             kept.append(fn(ids))
         _sync(device)
     seconds = (time.perf_counter() - start) / calls
+    cpu = (time.process_time() - cpu) / calls
     faults_after, system_after = _usage()
     del kept
-    return seconds, (faults_after - faults) / calls, (system_after - system) / calls
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "page_faults": (faults_after - faults) / calls,
+        "system_seconds": (system_after - system) / calls,
+    }
+
+
+def _medians(samples: dict[str, list[dict[str, float]]], key: str) -> dict[str, float]:
+    return {name: statistics.median(run[key] for run in runs) for name, runs in samples.items()}
 
 
 def run(runs: int, device: str, calls_big: int, calls_small: int) -> dict:
@@ -161,35 +173,34 @@ def run(runs: int, device: str, calls_big: int, calls_small: int) -> dict:
     for batch, pos in SHAPES:
         ids = torch.randint(0, 4096, (batch, pos), generator=torch.Generator().manual_seed(0)).to(device)
         calls = calls_big if batch * pos > 1000 else calls_small
-        samples: dict[str, list[float]] = {k: [] for k in contenders}
-        faults: dict[str, list[float]] = {k: [] for k in contenders}
-        system: dict[str, list[float]] = {k: [] for k in contenders}
+        samples: dict[str, list[dict[str, float]]] = {k: [] for k in contenders}
         for make in contenders.values():  # warm up kernels and imports once
             _one_run(make, ids, 1, device)
         for _ in range(runs):
             for name, make in contenders.items():
-                seconds, run_faults, run_system = _one_run(make, ids, calls, device)
-                samples[name].append(seconds)
-                faults[name].append(run_faults)
-                system[name].append(run_system)
-        med = {k: statistics.median(v) for k, v in samples.items()}
-        results["shapes"][f"{batch}x{pos}"] = {
+                samples[name].append(_one_run(make, ids, calls, device))
+        med, cpu = _medians(samples, "seconds"), _medians(samples, "cpu_seconds")
+        shape = results["shapes"][f"{batch}x{pos}"] = {
             "calls_per_run": calls,
             "median_seconds_per_call": med,
-            "median_page_faults_per_call": {k: statistics.median(v) for k, v in faults.items()},
-            "median_system_seconds_per_call": {k: statistics.median(v) for k, v in system.items()},
+            "median_cpu_seconds_per_call": cpu,
+            "median_page_faults_per_call": _medians(samples, "page_faults"),
+            "median_system_seconds_per_call": _medians(samples, "system_seconds"),
             "ratio_vs_hf": {k: v / med["hf"] for k, v in med.items() if k != "hf"},
+            "cpu_ratio_vs_hf": {k: v / cpu["hf"] for k, v in cpu.items() if k != "hf"},
             # each round's contenders run within seconds of each other: on a shared machine this
             # ratio moves less with other processes' load than the ratio of medians above
             "median_ratio_per_round": {
-                k: statistics.median(a / b for a, b in zip(v, samples["hf"], strict=True))
+                k: statistics.median(
+                    a["seconds"] / b["seconds"] for a, b in zip(v, samples["hf"], strict=True)
+                )
                 for k, v in samples.items()
                 if k != "hf"
             },
         }
-        per_round = results["shapes"][f"{batch}x{pos}"]["median_ratio_per_round"]
-        print(f"{batch}x{pos}", {k: round(v / med["hf"], 3) for k, v in med.items()}, flush=True)
-        print("  median of per-round ratios", {k: round(v, 3) for k, v in per_round.items()}, flush=True)
+        print(f"{batch}x{pos} wall", {k: round(v, 3) for k, v in shape["ratio_vs_hf"].items()}, flush=True)
+        print("  per round", {k: round(v, 3) for k, v in shape["median_ratio_per_round"].items()}, flush=True)
+        print("  cpu", {k: round(v, 3) for k, v in shape["cpu_ratio_vs_hf"].items()}, flush=True)
     results["loadavg_after"] = os.getloadavg()
     return results
 
