@@ -55,12 +55,17 @@ def pattern_attention(
         scores = torch.tanh(scores.div_(softcap)) * softcap  # tanh's output is saved for backward
     if attention_mask is not None:
         scores = scores.add_(attention_mask)
-    pattern = nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    pattern = nn.functional.softmax(scores, dim=-1, dtype=torch.float32)
+    if pattern.dtype != query.dtype:
+        pattern = pattern.to(query.dtype)
 
     for hook in getattr(module, PATTERN_HOOKS_ATTR, ()):
         pattern = hook(pattern)
 
-    pattern = nn.functional.dropout(pattern, p=dropout, training=module.training)
+    # dropout and `.to` of the same dtype return their input unchanged; skipping the calls saves
+    # their Python dispatch on every layer of every hooked forward
+    if dropout and module.training:
+        pattern = nn.functional.dropout(pattern, p=dropout, training=True)
     out = torch.matmul(pattern, value).transpose(1, 2).contiguous()  # [batch, q_pos, head, d_head]
     return out, pattern
 

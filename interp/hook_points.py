@@ -72,6 +72,7 @@ class _SiteDispatcher:
     site: Site
     entries: list[_Entry] = field(default_factory=list)
     stash: dict[Site, torch.Tensor] | None = None
+    module: nn.Module | None = None  # the module at `site`, once resolved
 
     def run(self, tensor: torch.Tensor) -> torch.Tensor:
         i, entries = 0, self.entries
@@ -239,7 +240,9 @@ class Installation:
         """Register everything added so far on the model."""
         try:
             for site, dispatcher in self._sites.items():
-                module = self._module(site.path)
+                module = dispatcher.module
+                if module is None:  # resolved on the first attach; a memoised installation reuses it
+                    module = dispatcher.module = self._module(site.path)
                 if site.io == "in":
                     handle = module.register_forward_pre_hook(dispatcher.pre_hook, with_kwargs=True)
                 else:

@@ -384,7 +384,9 @@ def _recorder(store: dict, name: str, positions, device, grad: bool) -> Callable
     if positions is None and device is None and not grad:  # the common case, kept lean: it runs per hook
 
         def record_plain(tensor: torch.Tensor) -> None:
-            store[name] = tensor.detach()
+            # detach() only where there is a graph to cut: outside autograd it would just make a
+            # second handle on the same storage, once per hook point per forward
+            store[name] = tensor.detach() if tensor.requires_grad else tensor
 
         return record_plain
     pos_dim = HookPoint(name).pos_dim

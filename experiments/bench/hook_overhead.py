@@ -13,6 +13,14 @@ does). Contenders, interleaved run by run, medians of the per-call time over run
 
 Ratios are against `hf`. Targets: `cache_all` <= 1.10x at 16x128 and <= 1.15x at 1x16.
 
+Every run starts from the same allocator state: before it, garbage is collected and glibc is asked to
+return freed memory to the system (`malloc_trim`), as in a fresh process. Without that, a run's cost
+depended on the contender before it: a kept cache grows the heap, and whichever run came next
+reused those already-mapped pages for free while the others faulted in fresh ones (one run had
+`cache_no_pattern` at 0.90x of `hf`, doing strictly more work). Minor page faults, system
+seconds and this process's CPU seconds per call are recorded beside the wall-clock times; on a shared
+machine the CPU time (which leaves out time the process waited for a core) is the steadier figure.
+
 OMP_WAIT_POLICY=PASSIVE python experiments/bench/hook_overhead.py [--runs 15] [--device cuda] [--out F]
 """
 
@@ -25,8 +33,11 @@ from interp.threads import apply_thread_policy
 apply_thread_policy()  # the CLI's thread policy (passive waiting, threads <= free cores), before torch
 
 import argparse  # noqa: E402
+import ctypes  # noqa: E402
+import ctypes.util  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
+import resource  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -55,6 +66,25 @@ def _fresh(state: dict, device: str, attn: str | None) -> GPT2LMHeadModel:
     model = GPT2LMHeadModel(cfg)
     model.load_state_dict(state)
     return model.to(device).eval()
+
+
+def _libc_trim() -> Callable[[], object]:
+    """glibc's `malloc_trim(0)` (returns freed heap memory to the system), or a no-op elsewhere."""
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, musl)
+        return lambda: None
+    trim.argtypes = [ctypes.c_size_t]
+    return lambda: trim(0)
+
+
+_TRIM = _libc_trim()
+
+
+def _usage() -> tuple[int, float]:
+    """Minor page faults and system CPU seconds of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_minflt, usage.ru_stime
 
 
 def _sync(device: str) -> None:
@@ -93,20 +123,36 @@ def _contenders(state: dict, device: str) -> dict[str, Callable[[], Callable[[to
     }
 
 
-def _one_run(make: Callable, ids: torch.Tensor, calls: int, device: str) -> float:
-    """Per-call seconds over `calls` calls on a fresh model, every output kept until the end."""
+def _one_run(make: Callable, ids: torch.Tensor, calls: int, device: str) -> dict[str, float]:
+    """Per call: wall seconds, process CPU seconds, minor page faults and system seconds (mostly the
+    kernel providing those pages), over `calls` calls on a fresh model, every output kept until the
+    end; the allocator starts from the same state each time (see the module docstring)."""
     fn = make()
     kept = []
     gc.collect()
+    _TRIM()
     _sync(device)
+    faults, system = _usage()
+    cpu = time.process_time()
     start = time.perf_counter()
     with torch.no_grad():
         for _ in range(calls):
             kept.append(fn(ids))
         _sync(device)
     seconds = (time.perf_counter() - start) / calls
+    cpu = (time.process_time() - cpu) / calls
+    faults_after, system_after = _usage()
     del kept
-    return seconds
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "page_faults": (faults_after - faults) / calls,
+        "system_seconds": (system_after - system) / calls,
+    }
+
+
+def _medians(samples: dict[str, list[dict[str, float]]], key: str) -> dict[str, float]:
+    return {name: statistics.median(run[key] for run in runs) for name, runs in samples.items()}
 
 
 def run(runs: int, device: str, calls_big: int, calls_small: int) -> dict:
@@ -114,7 +160,10 @@ def run(runs: int, device: str, calls_big: int, calls_small: int) -> dict:
     state = GPT2LMHeadModel(_config()).state_dict()
     contenders = _contenders(state, device)
     results: dict = {
-        "method": "fresh model per run; whole run_with_cache call timed; outputs kept alive; interleaved; medians",
+        "method": (
+            "fresh model per run; whole run_with_cache call timed; outputs kept alive; freed memory returned "
+            "to the system (malloc_trim) before each run; interleaved; medians"
+        ),
         "device": device,
         "threads": torch.get_num_threads(),
         "versions": package_versions(),
@@ -124,19 +173,34 @@ def run(runs: int, device: str, calls_big: int, calls_small: int) -> dict:
     for batch, pos in SHAPES:
         ids = torch.randint(0, 4096, (batch, pos), generator=torch.Generator().manual_seed(0)).to(device)
         calls = calls_big if batch * pos > 1000 else calls_small
-        samples: dict[str, list[float]] = {k: [] for k in contenders}
+        samples: dict[str, list[dict[str, float]]] = {k: [] for k in contenders}
         for make in contenders.values():  # warm up kernels and imports once
             _one_run(make, ids, 1, device)
         for _ in range(runs):
             for name, make in contenders.items():
                 samples[name].append(_one_run(make, ids, calls, device))
-        med = {k: statistics.median(v) for k, v in samples.items()}
-        results["shapes"][f"{batch}x{pos}"] = {
+        med, cpu = _medians(samples, "seconds"), _medians(samples, "cpu_seconds")
+        shape = results["shapes"][f"{batch}x{pos}"] = {
             "calls_per_run": calls,
             "median_seconds_per_call": med,
+            "median_cpu_seconds_per_call": cpu,
+            "median_page_faults_per_call": _medians(samples, "page_faults"),
+            "median_system_seconds_per_call": _medians(samples, "system_seconds"),
             "ratio_vs_hf": {k: v / med["hf"] for k, v in med.items() if k != "hf"},
+            "cpu_ratio_vs_hf": {k: v / cpu["hf"] for k, v in cpu.items() if k != "hf"},
+            # each round's contenders run within seconds of each other: on a shared machine this
+            # ratio moves less with other processes' load than the ratio of medians above
+            "median_ratio_per_round": {
+                k: statistics.median(
+                    a["seconds"] / b["seconds"] for a, b in zip(v, samples["hf"], strict=True)
+                )
+                for k, v in samples.items()
+                if k != "hf"
+            },
         }
-        print(f"{batch}x{pos}", {k: round(v / med["hf"], 3) for k, v in med.items()}, flush=True)
+        print(f"{batch}x{pos} wall", {k: round(v, 3) for k, v in shape["ratio_vs_hf"].items()}, flush=True)
+        print("  per round", {k: round(v, 3) for k, v in shape["median_ratio_per_round"].items()}, flush=True)
+        print("  cpu", {k: round(v, 3) for k, v in shape["cpu_ratio_vs_hf"].items()}, flush=True)
     results["loadavg_after"] = os.getloadavg()
     return results
 

@@ -49,10 +49,13 @@ def fused_layout(layout: Layout, n_heads: int, n_kv_heads: int, d_head: int) -> 
     if layout == "halves":
         return FusedLayout(lambda t: list(t.chunk(2, dim=-1)), lambda t, parts: torch.cat(parts, dim=-1))
     if layout == "blocked":
-        sizes, heads = [h * dh, kv * dh, kv * dh], (h, kv, kv)
+        sizes = [h * dh, kv * dh, kv * dh]
 
         def split(t: torch.Tensor) -> list[torch.Tensor]:
-            return [p.unflatten(-1, (n, dh)) for p, n in zip(t.split(sizes, dim=-1), heads, strict=True)]
+            # split_with_sizes, not Tensor.split: the Python wrapper costs more than the split itself
+            # and this runs on every hooked forward (the same views either way)
+            q, k, v = t.split_with_sizes(sizes, dim=-1)
+            return [q.unflatten(-1, (h, dh)), k.unflatten(-1, (kv, dh)), v.unflatten(-1, (kv, dh))]
 
         return FusedLayout(split, lambda t, parts: torch.cat([p.flatten(-2) for p in parts], dim=-1))
     if layout == "interleaved":
