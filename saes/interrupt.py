@@ -33,6 +33,9 @@ def deferred_interrupt(enabled: bool = True) -> Iterator[Interrupt]:
         yield flag
         return
     previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:  # started to ignore Ctrl-C (e.g. by `nohup cmd &`): keep ignoring it
+        yield flag
+        return
 
     def handler(signum: int, frame: Any) -> None:
         if flag.requested:  # a second Ctrl-C: stop now

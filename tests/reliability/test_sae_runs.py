@@ -166,7 +166,16 @@ def _train_cfg(tmp_path, **kw):
     )
 
 
-def test_ctrl_c_writes_a_checkpoint_and_resume_is_exact(tmp_path):
+@pytest.fixture
+def sigint_default():
+    """Python's own SIGINT handler for the test (a test run started in the background by a
+    non-interactive shell inherits SIGINT ignored), the process's handler restored after."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_ctrl_c_writes_a_checkpoint_and_resume_is_exact(tmp_path, sigint_default):
     planted = PlantedFeatures()
     cfg = saes.SAEConfig("relu", d_in=planted.d, d_sae=32)
     reference = saes.Trainer(cfg, _train_cfg(tmp_path / "ref")).fit(planted.batches(12))
@@ -185,6 +194,29 @@ def test_ctrl_c_writes_a_checkpoint_and_resume_is_exact(tmp_path):
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_ignored_ctrl_c_stays_ignored(tmp_path):
+    """A run started with SIGINT ignored (`nohup interp sae train ... &`) is not made interruptible."""
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        planted = PlantedFeatures()
+        cfg = saes.SAEConfig("relu", d_in=planted.d, d_sae=32)
+
+        reference = saes.Trainer(cfg, _train_cfg(tmp_path / "ref")).fit(planted.batches(12))
+
+        def interrupted():
+            for i, batch in enumerate(planted.batches(12)):
+                if i == 5:
+                    os.kill(os.getpid(), signal.SIGINT)
+                yield batch
+
+        trained = saes.Trainer(cfg, _train_cfg(tmp_path / "run")).fit(interrupted())
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        for (name, a), b in zip(reference.state_dict().items(), trained.state_dict().values(), strict=True):
+            assert torch.equal(a, b), name  # ran to the end, untouched
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_corrupt_newest_checkpoint_falls_back_saying_so(tmp_path, caplog):
