@@ -167,15 +167,17 @@ def _train_cfg(tmp_path, **kw):
 
 
 @pytest.fixture
-def sigint_default():
-    """Python's own SIGINT handler for the test (a test run started in the background by a
-    non-interactive shell inherits SIGINT ignored), the process's handler restored after."""
-    before = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
+def sigint(request):
+    """SIGINT's handler set to `request.param` for the test (a test run started in the background by
+    a non-interactive shell inherits SIGINT ignored), the process's own restored after."""
+    before = signal.signal(signal.SIGINT, request.param)
+    yield request.param
     signal.signal(signal.SIGINT, before)
 
 
-def test_ctrl_c_writes_a_checkpoint_and_resume_is_exact(tmp_path, sigint_default):
+def _reference_and_ctrl_c_batches(tmp_path):
+    """A relu SAE config, its uninterrupted 12-step run, and the same batches with a SIGINT sent
+    while step 5 is being prepared."""
     planted = PlantedFeatures()
     cfg = saes.SAEConfig("relu", d_in=planted.d, d_sae=32)
     reference = saes.Trainer(cfg, _train_cfg(tmp_path / "ref")).fit(planted.batches(12))
@@ -183,40 +185,36 @@ def test_ctrl_c_writes_a_checkpoint_and_resume_is_exact(tmp_path, sigint_default
     def interrupted():
         for i, batch in enumerate(planted.batches(12)):
             if i == 5:
-                os.kill(os.getpid(), signal.SIGINT)  # arrives while step 5 is being prepared
+                os.kill(os.getpid(), signal.SIGINT)
             yield batch
 
+    return cfg, reference, interrupted(), planted
+
+
+def _assert_same_weights(a, b):
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, y), name
+
+
+@pytest.mark.parametrize("sigint", [signal.default_int_handler], indirect=True)
+def test_ctrl_c_writes_a_checkpoint_and_resume_is_exact(tmp_path, sigint):
+    cfg, reference, interrupted, planted = _reference_and_ctrl_c_batches(tmp_path)
     with pytest.raises(KeyboardInterrupt):
-        saes.Trainer(cfg, _train_cfg(tmp_path / "run")).fit(interrupted())
+        saes.Trainer(cfg, _train_cfg(tmp_path / "run")).fit(interrupted)
     (saved,) = checkpoint_dirs(tmp_path / "run")
     assert saved.name == "step_000000006"  # the step in progress finished, then it was saved
     resumed = saes.Trainer(cfg, _train_cfg(tmp_path / "run")).fit(planted.batches(12), resume=True)
-    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values(), strict=True):
-        assert torch.equal(a, b), name
+    _assert_same_weights(reference, resumed)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_an_ignored_ctrl_c_stays_ignored(tmp_path):
+@pytest.mark.parametrize("sigint", [signal.SIG_IGN], indirect=True)
+def test_an_ignored_ctrl_c_stays_ignored(tmp_path, sigint):
     """A run started with SIGINT ignored (`nohup interp sae train ... &`) is not made interruptible."""
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        planted = PlantedFeatures()
-        cfg = saes.SAEConfig("relu", d_in=planted.d, d_sae=32)
-
-        reference = saes.Trainer(cfg, _train_cfg(tmp_path / "ref")).fit(planted.batches(12))
-
-        def interrupted():
-            for i, batch in enumerate(planted.batches(12)):
-                if i == 5:
-                    os.kill(os.getpid(), signal.SIGINT)
-                yield batch
-
-        trained = saes.Trainer(cfg, _train_cfg(tmp_path / "run")).fit(interrupted())
-        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-        for (name, a), b in zip(reference.state_dict().items(), trained.state_dict().values(), strict=True):
-            assert torch.equal(a, b), name  # ran to the end, untouched
-    finally:
-        signal.signal(signal.SIGINT, before)
+    cfg, reference, interrupted, _ = _reference_and_ctrl_c_batches(tmp_path)
+    trained = saes.Trainer(cfg, _train_cfg(tmp_path / "run")).fit(interrupted)
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    _assert_same_weights(reference, trained)  # ran to the end, untouched
 
 
 def test_corrupt_newest_checkpoint_falls_back_saying_so(tmp_path, caplog):
