@@ -280,6 +280,11 @@ class TrainConfig:
     while parameters, gradients and Adam state stay float32 (master weights); `float16` also scales
     the loss against underflow (`torch.amp.GradScaler`). None: everything in the SAE's dtype."""
 
+    prefetch: bool = True
+    """Compute the next batches of a source that runs a model (an `ActivationStore`) on a background
+    thread while the trainer steps, with the torch threads split between the two (used on a CPU with
+    two or more cores; the batches and their order are unchanged; see `saes.prefetch`)."""
+
     def __post_init__(self) -> None:
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise InterpError(f"lr must be positive and finite, got {self.lr}")

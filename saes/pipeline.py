@@ -66,9 +66,16 @@ def _split(dataset: Any, eval_rows: int) -> tuple[Any, Any]:
 
 
 def train_run(
-    inputs: RunInputs, out: str | Path, *, resume: bool = False, force: bool = False, progress: bool = True
+    inputs: RunInputs,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = True,
+    prefetch: bool = True,
 ) -> dict[str, Any]:
-    """Train, save, evaluate and write `result.json`; returns its content.
+    """Train, save, evaluate and write `result.json`; returns its content. `prefetch=False` computes
+    the activation batches in the trainer's thread (`TrainConfig.prefetch`).
 
     Example:
         >>> train_run(RunInputs("shakespeare-tiny", "blocks.1.hook_resid_post", "topk", k=16), "runs/topk")  # doctest: +SKIP
@@ -116,6 +123,7 @@ def train_run(
         checkpoint_every=max(1, steps // 4),
         dead_window_tokens=min(1_000_000, inputs.tokens // 4),
         progress=progress,
+        prefetch=prefetch,
     )
     start, cpu_start = time.perf_counter(), time.process_time()
     trainer = Trainer(sae_cfg, train_cfg, device=inputs.device)

@@ -148,6 +148,11 @@ class PassBatches:
     def __iter__(self) -> Iterator[Acts]:
         return self.skip_batches(0)
 
+    @property
+    def runs_model(self) -> bool:
+        """Whether producing these batches runs a model (see `ActivationStore.runs_model`)."""
+        return bool(getattr(self.source, "runs_model", False))
+
     def skip_batches(self, n: int) -> Iterator[Acts]:
         source, limit = self.source, self.n_tokens
         seen, epoch, skip = 0, 0, n

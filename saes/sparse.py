@@ -35,6 +35,7 @@ import logging
 import warnings
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
@@ -116,6 +117,17 @@ def _private(src: Tensor) -> bool:
 
 
 # ---- the (token, latent) pairs of a selection ------------------------------------------------------
+def _argsort_latents(flat: Int[Tensor, " pairs"], n_rows: int) -> Int[Tensor, " pairs"]:
+    """Positions of `flat` (latent ids < n_rows) in ascending order of id, stable.
+
+    On the CPU with at most 2^16 latents this is numpy's radix sort of 16-bit keys: 9x faster than
+    torch's comparison sort at 16k pairs (0.07 against 0.59 ms on one core)."""
+    if flat.device.type == "cpu" and n_rows <= 1 << 16:
+        keys = flat.numpy().astype(np.uint16)  # ids < 2^16: exact
+        return torch.from_numpy(np.argsort(keys, kind="stable"))
+    return flat.argsort(stable=True)
+
+
 class LatentBags:
     """The batch*k (token, latent) pairs of a TopK selection: `idx` [batch, k] per token, and (built on
     first use, then shared by every backward of the step) the same pairs grouped by latent, as the
@@ -144,7 +156,7 @@ class LatentBags:
         """(order [batch*k] of the flat pairs sorted by latent, crow [n_rows + 1], token of each [batch*k])."""
         if self._pattern is None:
             flat = self.idx.reshape(-1)
-            order = flat.argsort()
+            order = _argsort_latents(flat, self.n_rows)
             crow = torch.zeros(self.n_rows + 1, dtype=torch.long, device=flat.device)
             torch.cumsum(torch.bincount(flat, minlength=self.n_rows), 0, out=crow[1:])
             self._pattern = order, crow, order.div(self.k, rounding_mode="floor")

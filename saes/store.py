@@ -126,6 +126,12 @@ class ActivationStore:
         return {h: a.shape[-1] for h, a in self._forward(tokens).items() if not h.endswith(":grad")}
 
     @property
+    def runs_model(self) -> bool:
+        """Whether a pass runs the model (no complete disk cache): the trainer then computes batches
+        on a background thread while it steps (`saes.prefetch`)."""
+        return not self.from_cache
+
+    @property
     def from_cache(self) -> bool:
         """Whether the disk cache holds a whole pass (the model will not run)."""
         return self._cache is not None and self._cache.complete

@@ -35,6 +35,7 @@ from saes.distributed import DistContext
 from saes.format import DTYPES
 from saes.interrupt import deferred_interrupt
 from saes.memory import MemoryReport, per_rank, reset_peak
+from saes.prefetch import Prefetched, prefetch_threads
 from saes.sparse import firing_counts, mean_l0
 
 logger = logging.getLogger(__name__)
@@ -124,15 +125,15 @@ class Trainer:
         """
         if resume:
             self._resume()
-        stream = self._stream(batches)
-        if not self.initialized:
-            stream = self._initialize(stream)
-        self.sae.train()
         total = self.tc.max_steps  # no batch is pulled past the last step: a store would compute it
         left = None if total is None else max(0, total - self.step)
+        source = self._stream(batches, left)
+        stream = source if self.initialized else self._initialize(source)
+        self.sae.train()
         bar = tqdm(total=total, initial=self.step, disable=not (self.tc.progress and self.dist.is_main))
-        with bar, self._wandb() as run, deferred_interrupt(enabled=self.dist.world_size == 1) as interrupt:
-            for x, target, grad in itertools.islice(stream, left):
+        interrupts = deferred_interrupt(enabled=self.dist.world_size == 1)
+        with contextlib.closing(source), bar, self._wandb() as run, interrupts as interrupt:
+            for x, target, grad in stream:
                 terms = self._train_step(x, target, grad)
                 self._after_step(terms, x.shape[0], bar, run)
                 if interrupt.requested:
@@ -241,8 +242,9 @@ class Trainer:
             self.save_checkpoint()
 
     # ---- helpers ------------------------------------------------------------------------------
-    def _stream(self, batches: Iterable[Any]) -> Iterator[Batch]:
-        """Unpacked batches on the device, skipping the ones a resumed run already consumed."""
+    def _stream(self, batches: Iterable[Any], limit: int | None) -> Iterator[Batch]:
+        """At most `limit` unpacked batches on the device, skipping the ones a resumed run already
+        consumed; computed on a background thread where that overlaps them with training."""
         skip = getattr(batches, "skip_batches", None)  # e.g. a store: skips without computing
         if self.step and callable(skip):
             it, skipped = iter(skip(self.step)), self.step
@@ -251,8 +253,12 @@ class Trainer:
             skipped = sum(1 for _ in itertools.islice(it, self.step))
         if skipped < self.step:
             raise InterpError(f"cannot resume at step {self.step}: the data ran out after {skipped} batches")
-        for batch in it:
-            yield self._unpack(batch)
+        it = itertools.islice(it, limit)
+        runs_model = self.tc.prefetch and getattr(batches, "runs_model", False)  # e.g. a store, not a list
+        producer = prefetch_threads(self.device) if runs_model else 0
+        with Prefetched(it, producer_threads=producer) if producer else contextlib.nullcontext(it) as ahead:
+            for batch in ahead:
+                yield self._unpack(batch)
 
     def _unpack(self, batch: Any) -> Batch:
         if isinstance(batch, dict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
@@ -13,13 +14,12 @@ def topk_indices(score: Float[Tensor, "batch d_sae"], k: int) -> Int[Tensor, "ba
     """Indices of the k largest entries of each row (unordered), as `score.topk(k).indices` chooses them
     up to ties.
 
-    On the CPU a row-wise topk costs several ns per entry, so on wide rows it runs in two stages:
+    On a CPU a row-wise topk costs several ns per entry, so on wide rows it runs in two stages:
     split each row into n = d_sae / c strided groups of c entries, take the k groups with the largest
     maxima, then the top k of those k * c entries. Exact: every top-k entry lies in one of those groups,
     since the maxima of the chosen groups are k entries at least as large as any entry of the other
-    groups. The group maxima are reductions over a middle axis, which vectorise; the two topks see
-    2 * sqrt(k * d_sae) entries per row instead of d_sae, as int32 keys (`_sortable`), which torch's
-    CPU topk compares faster than floats (no NaN test per comparison).
+    groups. The group maxima are reductions over a middle axis, which vectorise; the two selections
+    see 2 * sqrt(k * d_sae) entries per row instead of d_sae (`_largest`).
     """
     d_sae = score.shape[-1]
     c = _group_size(d_sae, k)
@@ -28,11 +28,25 @@ def topk_indices(score: Float[Tensor, "batch d_sae"], k: int) -> Int[Tensor, "ba
     if c is None:
         return _sortable(score).topk(k, dim=-1, sorted=False).indices
     batch, n = score.shape[0], d_sae // c
-    groups = score.reshape(batch, c, n)  # entry j of group g is score[:, j * n + g]
-    best = _sortable(groups.amax(1)).topk(k, dim=-1, sorted=False).indices  # [batch, k] groups
+    groups = score.detach().reshape(batch, c, n)  # entry j of group g is score[:, j * n + g]
+    best = _largest(groups.amax(1), k)  # [batch, k] groups
     cand = groups.gather(2, best[:, None, :].expand(-1, c, -1)).reshape(batch, c * k)  # [batch, (c, k)]
-    pick = _sortable(cand).topk(k, dim=-1, sorted=False).indices  # [batch, k] into (member, group)
+    pick = _largest(cand, k)  # [batch, k] into (member, group)
     return best.gather(1, pick % k) + (pick // k) * n
+
+
+def _largest(x: Float[Tensor, "rows m"], k: int) -> Int[Tensor, "rows k"]:
+    """Positions of the k largest entries of each row of a CPU matrix, unordered (NaN counts as largest).
+
+    Short float rows go to numpy's introselect (`argpartition`): on one core, 1024 rows of 128 took
+    0.53 ms there against 1.04 ms in torch's topk on int32 keys (`_sortable`; comparing ints skips the
+    NaN test) and 1.34 ms on the floats. From 512 entries a row torch's topk on the keys is faster
+    (3.3 against 3.7 ms), and it serves every other case."""
+    m = x.shape[-1]
+    if x.dtype in (torch.float32, torch.float64) and m <= 256:
+        part = np.argpartition(x.contiguous().numpy(), m - k, axis=-1)[:, m - k :]
+        return torch.from_numpy(np.ascontiguousarray(part))
+    return _sortable(x).topk(k, dim=-1, sorted=False).indices
 
 
 def _sortable(x: Tensor) -> Tensor:
