@@ -65,6 +65,15 @@ def _split(dataset: Any, eval_rows: int) -> tuple[Any, Any]:
     return dataset.select(range(n - held)), dataset.select(range(n - held, n))
 
 
+def model_batch_windows(context_len: int) -> int:
+    """Windows per forward of `sae train`'s store: 16, or more for short windows, up to 2048 tokens.
+
+    Each forward has a fixed cost in Python (the model's modules, masks and hooks) that competes with
+    the trainer's thread; at 64-token windows, 32 per forward trained 5% faster than 16 with the
+    store on a background thread (shakespeare-tiny, 2 cores)."""
+    return max(16, 2048 // max(1, context_len))
+
+
 def train_run(
     inputs: RunInputs,
     out: str | Path,
@@ -94,6 +103,7 @@ def train_run(
         hooks,
         context_len=inputs.context_len,
         batch_size=inputs.batch_size,
+        model_batch_size=model_batch_windows(inputs.context_len),
         cache_dir=inputs.cache_dir,
         seed=inputs.seed,
     )

@@ -36,6 +36,7 @@ from interp.errors import InterpError
 from interp.names import HookPoint
 from saes.shards import ShardCache
 from saes.shuffle import Chunk, PassBatches, PassCount, shuffled
+from saes.tokens import encode
 
 logger = logging.getLogger(__name__)
 
@@ -295,7 +296,7 @@ def _cut(model: Any, dataset: Any, column: str, is_tokens: bool, context_len: in
         if is_tokens:
             docs = [d.tolist() if hasattr(d, "tolist") else d for d in values]
         else:
-            docs = tokenizer(list(values))["input_ids"]
+            docs = encode(tokenizer, list(values))
         flat: list[int] = []
         for doc in docs:
             flat.extend(doc)

@@ -48,7 +48,7 @@ import torch  # noqa: E402
 import interp  # noqa: E402
 from interp.io import atomic_write_text, package_versions  # noqa: E402
 from saes.config import SAEConfig, TrainConfig  # noqa: E402
-from saes.pipeline import RunInputs, _split, load_dataset, train_run  # noqa: E402
+from saes.pipeline import RunInputs, _split, load_dataset, model_batch_windows, train_run  # noqa: E402
 from saes.store import ActivationStore, token_windows  # noqa: E402
 from saes.trainer import Trainer  # noqa: E402
 
@@ -99,9 +99,10 @@ class Clock:
 
 
 def forward_to_hook(model, windows: torch.Tensor, device: str) -> tuple[float, float]:
-    """Seconds per token (wall, CPU) of the forward up to the hook's block alone, 16 windows per call."""
+    """Seconds per token (wall, CPU) of the forward up to the hook's block alone, as many windows per
+    call as the store takes."""
     with Clock(device) as clock, torch.no_grad():
-        for chunk in windows.split(16):
+        for chunk in windows.split(model_batch_windows(CTX)):
             model.run_with_cache(chunk.to(device), names=HOOK, stop_at_layer=1)
     return clock.wall / windows.numel(), clock.cpu / windows.numel()
 
@@ -147,7 +148,7 @@ def saelens_runner(model, windows: torch.Tensor, tokens: int, device: str) -> tu
         context_size=CTX,
         training_tokens=tokens,
         train_batch_size_tokens=BATCH,
-        store_batch_size_prompts=16,
+        store_batch_size_prompts=model_batch_windows(CTX),  # windows per forward, as ours (its default: 32)
         n_batches_in_buffer=8 * BATCH // CTX,  # its buffer holds this x context_size rows: 8 batches, as ours
         prepend_bos=False,
         device=device,
