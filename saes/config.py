@@ -283,7 +283,8 @@ class TrainConfig:
     prefetch: bool = True
     """Compute the next batches of a source that runs a model (an `ActivationStore`) on a background
     thread while the trainer steps, with the torch threads split between the two (used on a CPU with
-    two or more cores; the batches and their order are unchanged; see `saes.prefetch`)."""
+    two or more cores, in a single process; the batches and their order are unchanged; see
+    `saes.prefetch`)."""
 
     def __post_init__(self) -> None:
         if not (self.lr > 0 and math.isfinite(self.lr)):

@@ -254,10 +254,11 @@ class Trainer:
         if skipped < self.step:
             raise InterpError(f"cannot resume at step {self.step}: the data ran out after {skipped} batches")
         it = itertools.islice(it, limit)
-        runs_model = self.tc.prefetch and getattr(batches, "runs_model", False)  # e.g. a store, not a list
-        producer = prefetch_threads(self.device) if runs_model else 0
-        with Prefetched(it, producer_threads=producer) if producer else contextlib.nullcontext(it) as ahead:
-            for batch in ahead:
+        # a source that runs a model (a store, not a list), and a single process (ranks already share the cores)
+        ahead = self.tc.prefetch and getattr(batches, "runs_model", False) and self.dist.world_size == 1
+        producer = prefetch_threads(self.device) if ahead else 0
+        with Prefetched(it, producer_threads=producer) if producer else contextlib.nullcontext(it) as source:
+            for batch in source:
                 yield self._unpack(batch)
 
     def _unpack(self, batch: Any) -> Batch:

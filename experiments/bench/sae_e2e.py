@@ -24,7 +24,7 @@ contender runs with the process's torch threads (the thread policy gives one per
 splits them between the store's thread and the trainer's. On a shared machine the CPU-time figures
 move less than the wall-clock ones; with background threads, CPU time is the work done, not the wait.
 
-python experiments/bench/sae_e2e.py [--tokens 100000] [--rounds 3] [--device cuda] [--no-saelens]
+python experiments/bench/sae_e2e.py [--tokens 200000] [--rounds 3] [--device cuda] [--no-saelens]
     [--k 16] [--expansion 8] [--batch 1024]
 """
 
@@ -173,7 +173,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--tokens", type=int, default=100_000, help="training tokens per contender and round")
+    parser.add_argument(
+        "--tokens",
+        type=int,
+        default=200_000,
+        help="training tokens per contender and round (sae train's default)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians over them)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--k", type=int, default=K, help="active latents (default: 16)")
