@@ -21,6 +21,7 @@ restored afterwards.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -48,13 +49,17 @@ def prefetch_threads(device: torch.device, threads: int | None = None, cores: in
 
 
 class Prefetched(Iterator[Any]):
-    """Iterate `source` in a background thread, at most `depth` items ahead of the consumer.
+    """Iterate `source` (at most `limit` items of it) in a background thread, at most `depth` items
+    ahead of the consumer.
 
     Use as a context manager (or call `close`) so the thread is stopped and joined on every exit path.
     """
 
-    def __init__(self, source: Iterable[Any], *, depth: int = 5, producer_threads: int = 1) -> None:
-        self._source = source
+    def __init__(
+        self, source: Iterable[Any], *, limit: int | None = None, depth: int = 5, producer_threads: int = 1
+    ) -> None:
+        self._source: Iterable[Any] | None = source
+        self._limit = limit
         self._queue: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
         self._finished = False
@@ -70,9 +75,9 @@ class Prefetched(Iterator[Any]):
         # this thread's OpenMP team: every thread until the consumer has its first item (it only waits
         # until then; a store fills its whole shuffle buffer first), then the producer's share
         torch.set_num_threads(max(self._threads_before, self._producer_threads))
-        it = iter(self._source)
+        it, self._source = iter(self._source), None  # this thread holds the only reference from here
         try:
-            for item in it:
+            for item in itertools.islice(it, self._limit):
                 if not self._put((item, None)):
                     return
                 torch.set_num_threads(self._producer_threads)

@@ -128,16 +128,8 @@ class Trainer:
         total = self.tc.max_steps  # no batch is pulled past the last step: a store would compute it
         left = None if total is None else max(0, total - self.step)
         source = self._stream(batches, left)
-        stream = source if self.initialized else self._initialize(source)
-        self.sae.train()
-        bar = tqdm(total=total, initial=self.step, disable=not (self.tc.progress and self.dist.is_main))
-        interrupts = deferred_interrupt(enabled=self.dist.world_size == 1)
-        with contextlib.closing(source), bar, self._wandb() as run, interrupts as interrupt:
-            for x, target, grad in stream:
-                terms = self._train_step(x, target, grad)
-                self._after_step(terms, x.shape[0], bar, run)
-                if interrupt.requested:
-                    self._checkpoint_and_stop()
+        with contextlib.closing(source):  # stops a background producer on every exit path
+            self._loop(source if self.initialized else self._initialize(source), total)
         if self.step == 0:
             raise InterpError("no training batches: the dataset or activation stream is empty")
         if self._window_steps:  # the steps since the last log make the final window
@@ -148,6 +140,17 @@ class Trainer:
         self.sae.eval()
         self.report_memory()
         return self.sae
+
+    def _loop(self, stream: Iterator[Batch], total: int | None) -> None:
+        self.sae.train()
+        bar = tqdm(total=total, initial=self.step, disable=not (self.tc.progress and self.dist.is_main))
+        interrupts = deferred_interrupt(enabled=self.dist.world_size == 1)
+        with bar, self._wandb() as run, interrupts as interrupt:
+            for x, target, grad in stream:
+                terms = self._train_step(x, target, grad)
+                self._after_step(terms, x.shape[0], bar, run)
+                if interrupt.requested:
+                    self._checkpoint_and_stop()
 
     def train_batch(self, batch: Any) -> int:
         """Train on one batch, for code that drives several trainers in lockstep (`saes.parallel`).
@@ -253,12 +256,13 @@ class Trainer:
             skipped = sum(1 for _ in itertools.islice(it, self.step))
         if skipped < self.step:
             raise InterpError(f"cannot resume at step {self.step}: the data ran out after {skipped} batches")
-        it = itertools.islice(it, limit)
         # a source that runs a model (a store, not a list), and a single process (ranks already share the cores)
         ahead = self.tc.prefetch and getattr(batches, "runs_model", False) and self.dist.world_size == 1
         producer = prefetch_threads(self.device) if ahead else 0
-        with Prefetched(it, producer_threads=producer) if producer else contextlib.nullcontext(it) as source:
-            for batch in source:
+        if producer:
+            it = Prefetched(it, limit=limit, producer_threads=producer)
+        with contextlib.closing(it) if producer else contextlib.nullcontext():
+            for batch in itertools.islice(it, limit):
                 yield self._unpack(batch)
 
     def _unpack(self, batch: Any) -> Batch:

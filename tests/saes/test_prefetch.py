@@ -47,7 +47,7 @@ def test_errors_reach_the_consumer_with_their_type():
 
 
 def test_closing_early_stops_the_producer_and_runs_the_sources_clean_up():
-    produced, cleaned = [], threading.Event()
+    produced, cleaned = [], []
 
     def source():
         try:
@@ -55,15 +55,28 @@ def test_closing_early_stops_the_producer_and_runs_the_sources_clean_up():
                 produced.append(i)
                 yield i
         finally:
-            cleaned.set()  # e.g. a store finishing its disk cache
+            cleaned.append(threading.current_thread().name)  # e.g. a store finishing its disk cache
 
     it = Prefetched(source(), depth=2)
     assert [next(it) for _ in range(3)] == [0, 1, 2]
     it.close()
-    assert cleaned.is_set() and not _threads_named("activation-prefetch")
+    assert cleaned == ["activation-prefetch"] and not _threads_named("activation-prefetch")
     assert len(produced) <= 3 + 2 + 2  # taken, queued, and at most the one in hand and one more
     with pytest.raises(StopIteration):
         next(it)
+
+
+def test_a_limit_stops_the_producer_there():
+    produced = []
+
+    def source():
+        for i in range(100):
+            produced.append(i)
+            yield i
+
+    with Prefetched(source(), limit=4, depth=10) as it:
+        assert list(it) == [0, 1, 2, 3]
+    assert produced == [0, 1, 2, 3]
 
 
 def test_threads_are_split_then_restored():
@@ -153,3 +166,57 @@ def test_the_producer_computes_no_batch_past_the_last_step(model, tokens_ds, two
     _fit(store.batches(), {"total_steps": 12})
     _fit(plain.batches(), {"total_steps": 12, "prefetch": False})
     assert len(forwards) == len(plain_forwards)
+
+
+def test_ctrl_c_during_training_stops_the_store_thread_and_resumes_exactly(
+    model, tokens_ds, two_cores, tmp_path, monkeypatch
+):
+    """SIGINT while the background thread runs the store: the trainer finishes its step,
+    checkpoints, stops the thread and raises; resuming gives the uninterrupted weights."""
+    import os
+    import signal
+
+    from saes.checkpoint import checkpoint_dirs
+
+    tc = {"total_steps": 30, "checkpoint_dir": str(tmp_path / "run"), "checkpoint_every": 100}
+    reference = _fit(_store(model, tokens_ds).batches(64 * 30), {"total_steps": 30})
+    real_step = saes.Trainer._train_step
+
+    def step(self, *args):
+        if self.step == 5:
+            assert _threads_named("activation-prefetch")  # the store is running beside the trainer
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(self, *args)
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(saes.Trainer, "_train_step", step)
+            with pytest.raises(KeyboardInterrupt):
+                _fit(_store(model, tokens_ds).batches(64 * 30), tc)
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert not _threads_named("activation-prefetch") and torch.get_num_threads() == 1
+    (saved,) = checkpoint_dirs(tmp_path / "run")
+    assert saved.name == "step_000000006"
+    cfg = saes.SAEConfig("topk", d_in=64, d_sae=128, k=4, hook_in=HOOK)
+    tcfg = saes.TrainConfig(lr=1e-3, progress=False, dead_window_tokens=4096, **tc)
+    resumed = saes.Trainer(cfg, tcfg).fit(_store(model, tokens_ds).batches(64 * 30), resume=True)
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_an_error_before_the_first_step_stops_the_store_thread(model, tokens_ds, two_cores):
+    store = _store(model, tokens_ds)
+    real_forward, calls = store._forward, []
+
+    def forward(tokens):
+        calls.append(1)
+        if len(calls) == 3:  # still filling the shuffle buffer: the trainer is waiting for batch 1
+            raise RuntimeError("out of memory")
+        return real_forward(tokens)
+
+    store._forward = forward
+    with pytest.raises(RuntimeError, match="out of memory"):
+        _fit(store.batches(64 * 30), {"total_steps": 30})
+    assert not _threads_named("activation-prefetch") and torch.get_num_threads() == 1
