@@ -75,8 +75,11 @@ class Prefetched(Iterator[Any]):
         # this thread's OpenMP team: every thread until the consumer has its first item (it only waits
         # until then; a store fills its whole shuffle buffer first), then the producer's share
         torch.set_num_threads(max(self._threads_before, self._producer_threads))
-        it, self._source = iter(self._source), None  # this thread holds the only reference from here
+        source, self._source = self._source, None  # this thread holds the only reference from here
+        it = None
         try:
+            it = iter(source)
+            del source
             for item in itertools.islice(it, self._limit):
                 if not self._put((item, None)):
                     return

@@ -46,6 +46,11 @@ def test_errors_reach_the_consumer_with_their_type():
             next(it)
 
 
+def test_a_source_that_cannot_be_iterated_is_an_error_not_a_hang():
+    with Prefetched(42) as it, pytest.raises(TypeError, match="not iterable"):
+        next(it)
+
+
 def test_closing_early_stops_the_producer_and_runs_the_sources_clean_up():
     produced, cleaned = [], []
 
