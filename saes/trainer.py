@@ -237,10 +237,12 @@ class Trainer:
         # a source that runs a model (a store, not a list), and a single process (ranks already share the cores)
         ahead = self.tc.prefetch and getattr(batches, "runs_model", False) and self.dist.world_size == 1
         producer = prefetch_threads(self.device) if ahead else 0
-        if producer:
-            it = Prefetched(it, limit=limit, producer_threads=producer)
-        with contextlib.closing(it) if producer else contextlib.nullcontext():
-            for batch in itertools.islice(it, limit):
+        with (
+            Prefetched(it, limit=limit, producer_threads=producer)
+            if producer
+            else contextlib.nullcontext(itertools.islice(it, limit))
+        ) as source:
+            for batch in source:
                 yield self._unpack(batch)
 
     def _unpack(self, batch: Any) -> Batch:

@@ -18,6 +18,18 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture
+def sigint(request):
+    """SIGINT's handler set to `request.param` (parametrize with `indirect=True`) for the test: a test
+    run started in the background by a non-interactive shell inherits SIGINT ignored. The process's
+    own handler is restored after."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, request.param)
+    yield request.param
+    signal.signal(signal.SIGINT, before)
+
+
 # The slow set: training runs, notebooks and zoo reproductions (each several seconds or more on two
 # cores). `python -m pytest` runs everything; `python -m pytest -m "not slow"` is the fast set.
 # Entries are test files or test functions (every parametrisation of a function is included).

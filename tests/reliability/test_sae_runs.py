@@ -15,7 +15,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 import saes
 from interp.cli import main
 from saes.checkpoint import checkpoint_dirs
-from tests.saes.helpers import VOCAB, PlantedFeatures, tiny_gpt2, token_dataset
+from tests.saes.helpers import VOCAB, PlantedFeatures, assert_same_weights, tiny_gpt2, token_dataset
 
 HOOK = "blocks.0.hook_resid_post"
 
@@ -166,15 +166,6 @@ def _train_cfg(tmp_path, **kw):
     )
 
 
-@pytest.fixture
-def sigint(request):
-    """SIGINT's handler set to `request.param` for the test (a test run started in the background by
-    a non-interactive shell inherits SIGINT ignored), the process's own restored after."""
-    before = signal.signal(signal.SIGINT, request.param)
-    yield request.param
-    signal.signal(signal.SIGINT, before)
-
-
 def _reference_and_ctrl_c_batches(tmp_path):
     """A relu SAE config, its uninterrupted 12-step run, and the same batches with a SIGINT sent
     while step 5 is being prepared."""
@@ -191,11 +182,6 @@ def _reference_and_ctrl_c_batches(tmp_path):
     return cfg, reference, interrupted(), planted
 
 
-def _assert_same_weights(a, b):
-    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
-        assert torch.equal(x, y), name
-
-
 @pytest.mark.parametrize("sigint", [signal.default_int_handler], indirect=True)
 def test_ctrl_c_writes_a_checkpoint_and_resume_is_exact(tmp_path, sigint):
     cfg, reference, interrupted, planted = _reference_and_ctrl_c_batches(tmp_path)
@@ -204,7 +190,7 @@ def test_ctrl_c_writes_a_checkpoint_and_resume_is_exact(tmp_path, sigint):
     (saved,) = checkpoint_dirs(tmp_path / "run")
     assert saved.name == "step_000000006"  # the step in progress finished, then it was saved
     resumed = saes.Trainer(cfg, _train_cfg(tmp_path / "run")).fit(planted.batches(12), resume=True)
-    _assert_same_weights(reference, resumed)
+    assert_same_weights(reference, resumed)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
@@ -214,7 +200,7 @@ def test_an_ignored_ctrl_c_stays_ignored(tmp_path, sigint):
     cfg, reference, interrupted, _ = _reference_and_ctrl_c_batches(tmp_path)
     trained = saes.Trainer(cfg, _train_cfg(tmp_path / "run")).fit(interrupted)
     assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-    _assert_same_weights(reference, trained)  # ran to the end, untouched
+    assert_same_weights(reference, trained)  # ran to the end, untouched
 
 
 def test_corrupt_newest_checkpoint_falls_back_saying_so(tmp_path, caplog):

@@ -9,6 +9,12 @@ from transformers import GPT2Config, GPT2LMHeadModel
 VOCAB = 100
 
 
+def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    """Every parameter and buffer of `a` and `b` bitwise equal (named in the failure)."""
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, y), name
+
+
 def tiny_gpt2(seed: int = 0) -> GPT2LMHeadModel:
     """A 2-layer, d_model=64 GPT-2 with random weights (vocab 100, context 64)."""
     torch.manual_seed(seed)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 
 import pytest
@@ -9,8 +11,11 @@ import torch
 
 import saes
 from saes import prefetch
+from saes.checkpoint import checkpoint_dirs
 from saes.prefetch import Prefetched, prefetch_threads
 from saes.store import ActivationStore
+
+from .helpers import assert_same_weights
 
 HOOK = "blocks.0.hook_resid_post"
 
@@ -128,10 +133,17 @@ def _store(model, tokens_ds):
     return ActivationStore(model, tokens_ds, HOOK, context_len=16, batch_size=64, model_batch_size=4)
 
 
-def _fit(store_batches, tc_kwargs):
+def _fit(store_batches, tc_kwargs, resume=False):
     cfg = saes.SAEConfig("topk", d_in=64, d_sae=128, k=4, hook_in=HOOK)
     tc = saes.TrainConfig(lr=1e-3, progress=False, dead_window_tokens=4096, **tc_kwargs)
-    return saes.Trainer(cfg, tc).fit(store_batches)
+    return saes.Trainer(cfg, tc).fit(store_batches, resume=resume)
+
+
+def _counting_forwards(store, monkeypatch) -> list[int]:
+    """A list that grows by one for each forward the store runs."""
+    calls, real_forward = [], store._forward
+    monkeypatch.setattr(store, "_forward", lambda tokens: calls.append(1) or real_forward(tokens))
+    return calls
 
 
 def test_training_from_a_store_is_the_same_with_and_without_prefetching(
@@ -149,8 +161,7 @@ def test_training_from_a_store_is_the_same_with_and_without_prefetching(
     assert started == [1]
     plain = _fit(_store(model, tokens_ds).batches(64 * 30), {"total_steps": 30, "prefetch": False})
     assert started == [1]
-    for (name, a), b in zip(ahead.state_dict().items(), plain.state_dict().values(), strict=True):
-        assert torch.equal(a, b), name
+    assert_same_weights(ahead, plain)
     # a list of ready batches runs nothing: no thread
     batches = list(_store(model, tokens_ds).batches(64 * 5))
     _fit(batches, {"total_steps": 5})
@@ -159,30 +170,20 @@ def test_training_from_a_store_is_the_same_with_and_without_prefetching(
 
 
 def test_the_producer_computes_no_batch_past_the_last_step(model, tokens_ds, two_cores, monkeypatch):
-    store = _store(model, tokens_ds)
-    forwards = []
-    real_forward = store._forward
-    monkeypatch.setattr(store, "_forward", lambda tokens: forwards.append(1) or real_forward(tokens))
-    plain = _store(model, tokens_ds)
-    plain_forwards = []
-    real_plain = plain._forward
-    monkeypatch.setattr(plain, "_forward", lambda tokens: plain_forwards.append(1) or real_plain(tokens))
+    store, plain = _store(model, tokens_ds), _store(model, tokens_ds)
+    forwards, plain_forwards = _counting_forwards(store, monkeypatch), _counting_forwards(plain, monkeypatch)
     # an unbounded stream of passes: only the trainer's step budget stops it
     _fit(store.batches(), {"total_steps": 12})
     _fit(plain.batches(), {"total_steps": 12, "prefetch": False})
     assert len(forwards) == len(plain_forwards)
 
 
+@pytest.mark.parametrize("sigint", [signal.default_int_handler], indirect=True)
 def test_ctrl_c_during_training_stops_the_store_thread_and_resumes_exactly(
-    model, tokens_ds, two_cores, tmp_path, monkeypatch
+    model, tokens_ds, two_cores, tmp_path, monkeypatch, sigint
 ):
     """SIGINT while the background thread runs the store: the trainer finishes its step,
     checkpoints, stops the thread and raises; resuming gives the uninterrupted weights."""
-    import os
-    import signal
-
-    from saes.checkpoint import checkpoint_dirs
-
     tc = {"total_steps": 30, "checkpoint_dir": str(tmp_path / "run"), "checkpoint_every": 100}
     reference = _fit(_store(model, tokens_ds).batches(64 * 30), {"total_steps": 30})
     real_step = saes.Trainer._train_step
@@ -193,22 +194,14 @@ def test_ctrl_c_during_training_stops_the_store_thread_and_resumes_exactly(
             os.kill(os.getpid(), signal.SIGINT)
         return real_step(self, *args)
 
-    before = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        with monkeypatch.context() as patch:
-            patch.setattr(saes.Trainer, "_train_step", step)
-            with pytest.raises(KeyboardInterrupt):
-                _fit(_store(model, tokens_ds).batches(64 * 30), tc)
-    finally:
-        signal.signal(signal.SIGINT, before)
+    with monkeypatch.context() as patch:
+        patch.setattr(saes.Trainer, "_train_step", step)
+        with pytest.raises(KeyboardInterrupt):
+            _fit(_store(model, tokens_ds).batches(64 * 30), tc)
     assert not _threads_named("activation-prefetch") and torch.get_num_threads() == 1
     (saved,) = checkpoint_dirs(tmp_path / "run")
     assert saved.name == "step_000000006"
-    cfg = saes.SAEConfig("topk", d_in=64, d_sae=128, k=4, hook_in=HOOK)
-    tcfg = saes.TrainConfig(lr=1e-3, progress=False, dead_window_tokens=4096, **tc)
-    resumed = saes.Trainer(cfg, tcfg).fit(_store(model, tokens_ds).batches(64 * 30), resume=True)
-    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values(), strict=True):
-        assert torch.equal(a, b), name
+    assert_same_weights(reference, _fit(_store(model, tokens_ds).batches(64 * 30), tc, resume=True))
 
 
 def test_an_error_before_the_first_step_stops_the_store_thread(model, tokens_ds, two_cores):

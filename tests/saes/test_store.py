@@ -8,6 +8,8 @@ import saes
 from interp.errors import HookNameError, InterpError
 from saes.store import ActivationStore
 
+from .helpers import assert_same_weights
+
 HOOKS = ["blocks.0.hook_resid_post", "blocks.1.hook_resid_pre", "blocks.1.attn.hook_z"]
 
 
@@ -216,8 +218,7 @@ def test_resume_from_a_store_skips_consumed_batches_and_matches(model, tokens_ds
     resumed = saes.Trainer(cfg, tc).fit(store.batches(n_tokens=64 * 41), resume=True)
     # 34 consumed batches (a whole pass and 3 more) were not recomputed
     assert sum(calls) <= 125
-    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values(), strict=True):
-        assert torch.equal(a, b), name
+    assert_same_weights(reference, resumed)
 
 
 def test_fit_many_trains_each_hook_like_its_own_run(model, tokens_ds, monkeypatch):

@@ -10,6 +10,8 @@ from interp.errors import InterpError, ShapeError
 from saes.checkpoint import checkpoint_dirs
 from saes.trainer import geometric_median, lr_factor
 
+from .helpers import assert_same_weights
+
 # Per-architecture settings that recover 48 planted features in 24 dimensions (L0 ~ 1.9) in 300 steps.
 RECIPES = {
     "relu": dict(train=dict(sparsity_coef=1.0)),
@@ -129,8 +131,7 @@ def test_exact_resume_equals_uninterrupted(planted, tmp_path):
     resumed_trainer = saes.Trainer(cfg, tc)
     resumed = resumed_trainer.fit(planted.batches(24), resume=True)
     assert resumed_trainer.step == 24
-    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values(), strict=True):
-        assert torch.equal(a, b), name
+    assert_same_weights(reference, resumed)
     # the final checkpoint is also an SAE folder (scales folded in, so equal up to rounding)
     final = checkpoint_dirs(tmp_path)[-1]
     assert final.name == "step_000000024"
