@@ -129,3 +129,20 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     """The newest `step_*` folder under `root`, or None."""
     dirs = checkpoint_dirs(root)
     return dirs[-1] if dirs else None
+
+
+def read_newest_checkpoint(root: str | Path, sae: SparseAutoencoder) -> tuple[Path, dict[str, Any]] | None:
+    """Load the newest readable checkpoint under `root` into `sae`: (its folder, the trainer state), or
+    None when there is none. A broken newest one is reported and the one before it tried; when none can
+    be read, the oldest one's error is raised."""
+    candidates = checkpoint_dirs(root)[::-1]  # newest first
+    for i, path in enumerate(candidates):
+        try:
+            return path, read_checkpoint(path, sae)
+        except InterpError as exc:
+            if i + 1 == len(candidates):
+                raise
+            logger.warning(
+                "%s; resuming from the previous checkpoint %s instead", exc, candidates[i + 1].name
+            )
+    return None

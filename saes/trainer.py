@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from interp.errors import InterpError, ShapeError
 from saes.architectures import SAELoss, SparseAutoencoder, build
-from saes.checkpoint import checkpoint_dirs, latest_checkpoint, read_checkpoint, write_checkpoint
+from saes.checkpoint import latest_checkpoint, read_newest_checkpoint, write_checkpoint
 from saes.config import SAEConfig, TrainConfig
 from saes.distributed import DistContext
 from saes.format import DTYPES
@@ -38,6 +38,7 @@ from saes.memory import MemoryReport, per_rank, reset_peak
 from saes.prefetch import Prefetched, prefetch_threads
 from saes.schedules import geometric_median, lr_factor
 from saes.sparse import firing_counts, mean_l0
+from saes.wandb_run import wandb_run
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +124,9 @@ class Trainer:
         self.sae.train()
         bar = tqdm(total=total, initial=self.step, disable=not (self.tc.progress and self.dist.is_main))
         interrupts = deferred_interrupt(enabled=self.dist.world_size == 1)
-        with bar, self._wandb() as run, interrupts as interrupt:
+        run_cfg = {"sae": self.cfg.to_dict(), "train": self.tc.to_dict()}
+        wandb = wandb_run(self.tc.wandb_project if self.dist.is_main else None, run_cfg)
+        with bar, wandb as run, interrupts as interrupt:
             for x, target, grad in stream:
                 terms = self._train_step(x, target, grad)
                 self._after_step(terms, x.shape[0], bar, run)
@@ -363,20 +366,11 @@ class Trainer:
     def _resume(self) -> None:
         if not self.tc.checkpoint_dir:
             raise InterpError("resume=True needs TrainConfig.checkpoint_dir")
-        candidates = checkpoint_dirs(self.tc.checkpoint_dir)[::-1]  # newest first
-        if not candidates:
+        found = read_newest_checkpoint(self.tc.checkpoint_dir, self.sae)
+        if found is None:
             logger.info("no checkpoint in %s; starting from scratch", self.tc.checkpoint_dir)
             return
-        for i, path in enumerate(candidates):
-            try:
-                state = read_checkpoint(path, self.sae)
-                break
-            except InterpError as exc:
-                if i + 1 == len(candidates):
-                    raise
-                logger.warning(
-                    "%s; resuming from the previous checkpoint %s instead", exc, candidates[i + 1].name
-                )
+        path, state = found
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.tokens = int(state["step"]), int(state["tokens"])
         self.tokens_since_fired = state["tokens_since_fired"].to(self.device)
@@ -385,23 +379,6 @@ class Trainer:
         self.initialized = True
         self._last_checkpoint_step = self.step
         logger.info("resumed from %s (step %d)", path, self.step)
-
-    @contextlib.contextmanager
-    def _wandb(self) -> Iterator[Any]:
-        if not (self.tc.wandb_project and self.dist.is_main):
-            yield None
-            return
-        try:
-            import wandb  # optional dependency, imported only when asked for
-        except ImportError as exc:
-            raise InterpError("wandb_project is set but wandb is not installed: pip install wandb") from exc
-        run = wandb.init(
-            project=self.tc.wandb_project, config={"sae": self.cfg.to_dict(), "train": self.tc.to_dict()}
-        )
-        try:
-            yield run
-        finally:
-            run.finish()
 
 
 def _window_terms(terms: SAELoss) -> dict[str, Tensor]:
