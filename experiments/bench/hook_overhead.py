@@ -30,7 +30,7 @@ import os
 
 from interp.threads import apply_thread_policy
 
-apply_thread_policy()  # the CLI's thread policy (passive waiting, threads <= free cores), before torch
+apply_thread_policy()  # the CLI's policy (passive waiting, threads <= free cores, huge pages), before torch
 
 import argparse  # noqa: E402
 import ctypes  # noqa: E402
@@ -166,6 +166,7 @@ def run(runs: int, device: str, calls_big: int, calls_small: int) -> dict:
         ),
         "device": device,
         "threads": torch.get_num_threads(),
+        "huge_pages": os.environ.get("THP_MEM_ALLOC_ENABLE"),  # the thread policy's choice, or the user's
         "versions": package_versions(),
         "loadavg_before": os.getloadavg(),
         "shapes": {},

@@ -234,7 +234,7 @@ def main() -> None:
         },
         "device": device,
         "threads": torch.get_num_threads(),
-        "omp": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")},
+        "omp": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "THP_MEM_ALLOC_ENABLE")},
         "samples_seconds_per_token": {k: v for k, v in samples.items() if v},
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
