@@ -41,6 +41,16 @@ def test_worthwhile(enabled: str, defrag: str, buddyinfo: str, expected: bool) -
     assert huge_pages.worthwhile(enabled, defrag, buddyinfo) is expected
 
 
+def test_larger_huge_pages_than_torchs_threshold_are_not_used() -> None:
+    enabled, defrag = "[always] madvise never", "always [defer] defer+madvise madvise never"
+    assert huge_pages.worthwhile(enabled, defrag, PLENTY, page_size=4096, huge_page=2 << 20)
+    assert not huge_pages.worthwhile(enabled, defrag, PLENTY, page_size=64 << 10, huge_page=512 << 20)
+    # in 16 KiB pages a 2 MiB block is order 7
+    assert huge_pages.free_huge_bytes(FRAGMENTED, page_size=16 << 10) == (
+        9 * 2**7 + 2 * 2**8 + 3 * 2**9 + 2**10
+    ) * (16 << 10)
+
+
 def test_a_users_choice_is_kept() -> None:
     assert huge_pages.huge_page_policy({"THP_MEM_ALLOC_ENABLE": "0"}) == {}
     assert huge_pages.huge_page_policy({"THP_MEM_ALLOC_ENABLE": "1"}) == {}
