@@ -2,12 +2,12 @@
 
 Every 4 KiB page a process touches for the first time costs a page fault, in which the kernel zeroes
 and maps it. A cached forward that keeps its activations touches all of them for the first time: at
-16 sequences x 128 tokens on a 4-layer, 256-wide GPT-2, a kept cache is about 190 MB and its faults
-took 65-100 ms of system time against a ~250 ms forward. torch can ask for 2 MiB pages for tensors of
-2 MiB and more (`THP_MEM_ALLOC_ENABLE=1`, read once, at torch's first allocation); one fault then
+16 sequences x 128 tokens on a 4-layer, 256-wide GPT-2, a kept cache is about 180 MB and its faults
+took about 100 ms of system time against a ~250 ms forward. torch can ask for 2 MiB pages for tensors
+of 2 MiB and more (`THP_MEM_ALLOC_ENABLE=1`, read once, at torch's first allocation); one fault then
 maps 512 pages' worth. On a 2-core Intel Xeon (Linux 6.18) that cut those faults' system time from
-103 to 39-46 ms and the cached forward from 1.27-1.43x to 1.15-1.17x a plain one (which itself got
-9-25% faster).
+97-104 to 39-46 ms a call and the cached forward from 1.26-1.43x to 1.15-1.17x a plain one (whose own
+faults' system time fell from 25-28 to 7-10 ms).
 
 A huge-page fault is cheap only while the kernel has whole free 2 MiB blocks. Where it has none and
 its `defrag` setting makes faults on advised memory wait for compaction (`always`, `madvise`,
