@@ -1,8 +1,9 @@
-"""ActivationCache: the activations recorded by `HookedModel.run_with_cache`, with the usual views."""
+"""ActivationCache: the activations recorded by `HookedModel.run_with_cache`, with the usual views, and
+the hook callbacks (`recorder`) that record them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import torch
@@ -96,3 +97,29 @@ class ActivationCache(Mapping[str, torch.Tensor]):
             resid = resid[:, :, pos]
         with torch.no_grad():
             return self._model.unembed(resid.to(self._model.device))
+
+
+def recorder(store: dict, name: str, positions, device, grad: bool) -> Callable[[torch.Tensor], None]:
+    """The hook callback `run_with_cache` places at `name`: it puts the activation into `store`,
+    cut from the autograd graph unless `grad`, at `positions` only, on `device` if given."""
+    if positions is None and device is None and not grad:  # the common case, kept lean: it runs per hook
+
+        def record_plain(tensor: torch.Tensor) -> None:
+            # detach() only where there is a graph to cut: outside autograd it would just make a
+            # second handle on the same storage, once per hook point per forward
+            store[name] = tensor.detach() if tensor.requires_grad else tensor
+
+        return record_plain
+    pos_dim = HookPoint(name).pos_dim
+    if positions is not None:
+        index = (slice(None),) * pos_dim + ((positions if isinstance(positions, slice) else list(positions)),)
+
+    def record(tensor: torch.Tensor) -> None:
+        value = tensor if grad else tensor.detach()
+        if positions is not None:
+            value = value[index]
+        if device is not None:
+            value = value.to(device)
+        store[name] = value
+
+    return record

@@ -26,13 +26,12 @@ from interp.adapters.selfcheck import self_check
 from interp.adapters.spec import Architecture, Point
 from interp.attention import PATTERN_HOOKS_ATTR
 from interp.batched import run_batched
-from interp.cache import ActivationCache
+from interp.cache import ActivationCache, recorder
 from interp.compat import TLCompat
 from interp.devices import input_device, is_dispatched
 from interp.errors import HookNameError, InterpError, closest
 from interp.hook_points import Dims, Installation, is_toolkit_hook
 from interp.interventions import Intervention
-from interp.names import HookPoint
 from interp.stopping import check_stop, run_until
 from interp.validation import check_intervention_sets, check_texts, check_token_ids, max_positions
 from interp.weights import WeightAccess
@@ -295,7 +294,7 @@ class HookedModel(WeightAccess, TLCompat):
         store: dict[str, torch.Tensor] = {}
         device = self.cache_device if device is None else device
         chosen = self.select(names)
-        hooks = [(name, _recorder(store, name, positions, device, grad)) for name in chosen]
+        hooks = [(name, recorder(store, name, positions, device, grad)) for name in chosen]
         ids, mask = self.to_tokens(inputs, attention_mask)
         installation = self._install(hooks, read_only=True)
         try:
@@ -378,27 +377,3 @@ def _resolve_path(template: str, layer: int | None) -> str:
 
 def _bind(fn: HookFn, name: str) -> Callable[[torch.Tensor], torch.Tensor | None]:
     return lambda tensor: fn(tensor, name)
-
-
-def _recorder(store: dict, name: str, positions, device, grad: bool) -> Callable[[torch.Tensor], None]:
-    if positions is None and device is None and not grad:  # the common case, kept lean: it runs per hook
-
-        def record_plain(tensor: torch.Tensor) -> None:
-            # detach() only where there is a graph to cut: outside autograd it would just make a
-            # second handle on the same storage, once per hook point per forward
-            store[name] = tensor.detach() if tensor.requires_grad else tensor
-
-        return record_plain
-    pos_dim = HookPoint(name).pos_dim
-    if positions is not None:
-        index = (slice(None),) * pos_dim + ((positions if isinstance(positions, slice) else list(positions)),)
-
-    def record(tensor: torch.Tensor) -> None:
-        value = tensor if grad else tensor.detach()
-        if positions is not None:
-            value = value[index]
-        if device is not None:
-            value = value.to(device)
-        store[name] = value
-
-    return record
