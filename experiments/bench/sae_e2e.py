@@ -234,7 +234,8 @@ def main() -> None:
         },
         "device": device,
         "threads": torch.get_num_threads(),
-        "omp": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "THP_MEM_ALLOC_ENABLE")},
+        "omp": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")},
+        "huge_pages": os.environ.get("THP_MEM_ALLOC_ENABLE"),  # the thread policy's choice, or the user's
         "samples_seconds_per_token": {k: v for k, v in samples.items() if v},
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
