@@ -172,6 +172,13 @@ class Installation:
         self._configs: list[tuple[object, str | None]] = []
 
     @property
+    def sites(self) -> tuple[Site, ...]:
+        """The (module path, in|out) sites that carry one PyTorch hook each while attached; module paths
+        are relative to the base model. Pattern hooks are not among them (they live in the attention
+        function)."""
+        return tuple(self._sites)
+
+    @property
     def attached(self) -> bool:
         return bool(self._handles or self._configs)
 
@@ -259,8 +266,10 @@ class Installation:
         for module, entries in self._pattern_modules.items():
             mine = tuple(_pattern_hook(entry) for entry in entries)
             self._pattern_hooks[module] = mine
-            # stack on an enclosing block's pattern hooks (they run first, as plain hooks do)
-            setattr(module, PATTERN_HOOKS_ATTR, (*getattr(module, PATTERN_HOOKS_ATTR, ()), *mine))
+            # stack on an enclosing block's pattern hooks (they run first, as plain hooks do); written to
+            # the instance dict directly: nn.Module.__setattr__ first checks parameters, buffers and
+            # submodules, on every install and removal
+            module.__dict__[PATTERN_HOOKS_ATTR] = (*module.__dict__.get(PATTERN_HOOKS_ATTR, ()), *mine)
         for cfg in self._attention_configs:
             self._configs.append((cfg, cfg._attn_implementation))
             cfg._attn_implementation = PATTERN_IMPL
@@ -270,11 +279,13 @@ class Installation:
             handle.remove()
         self._handles.clear()
         for module, mine in self._pattern_hooks.items():  # remove only this installation's hooks
-            rest = tuple(h for h in getattr(module, PATTERN_HOOKS_ATTR, ()) if all(h is not m for m in mine))
+            rest = tuple(
+                h for h in module.__dict__.get(PATTERN_HOOKS_ATTR, ()) if all(h is not m for m in mine)
+            )
             if rest:
-                setattr(module, PATTERN_HOOKS_ATTR, rest)
-            elif hasattr(module, PATTERN_HOOKS_ATTR):
-                delattr(module, PATTERN_HOOKS_ATTR)
+                module.__dict__[PATTERN_HOOKS_ATTR] = rest
+            else:
+                module.__dict__.pop(PATTERN_HOOKS_ATTR, None)
         self._pattern_hooks.clear()
         for cfg, impl in reversed(self._configs):
             cfg._attn_implementation = impl

@@ -50,6 +50,7 @@ SLOW = (
     "tests/circuits/test_patching_prefix.py::test_bench_agrees_with_transformer_lens",
     "tests/circuits/test_patching_cli.py::test_patch_writes_result_and_figures",
     "tests/circuits/test_concepts_das_sae.py",
+    "tests/interp/test_hook_overhead_bench.py",
 )
 
 

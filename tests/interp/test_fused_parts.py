@@ -50,7 +50,7 @@ def test_replacing_fused_parts_together_equals_one_at_a_time(family, monkeypatch
     torch.testing.assert_close(grad, expected_grad, rtol=1e-12, atol=1e-12)  # summation order may differ
 
 
-LAYOUTS = [("blocked", 4, 2), ("interleaved", 4, 4), ("grouped", 4, 2), ("halves", 4, 4)]
+LAYOUTS = [("blocked", 4, 2), ("blocked", 4, 4), ("interleaved", 4, 4), ("grouped", 4, 2), ("halves", 4, 4)]
 
 
 @pytest.mark.parametrize(("layout", "h", "kv"), LAYOUTS)
@@ -69,3 +69,19 @@ def test_join_of_split_parts_is_the_tensor_and_setters_agree(layout, h, kv):
         for j, other in enumerate(fused.split(replaced)):
             if j != i:
                 assert torch.equal(other, parts[j])
+
+
+@pytest.mark.parametrize(("h", "kv"), [(4, 4), (4, 2), (4, 1)])
+def test_blocked_split_gives_views_of_the_slices(h, kv):
+    """Both blocked split paths (equal widths, grouped-query widths) give views of the tensor, not
+    copies, laid out as the plain slices [q | k | v]."""
+    dh = 3
+    t = torch.randn(2, 5, (h + 2 * kv) * dh)
+    q, k, v = fused_layout("blocked", h, kv, dh).split(t)
+    bounds = (0, h * dh, (h + kv) * dh, (h + 2 * kv) * dh)
+    for part, heads, start, stop in zip((q, k, v), (h, kv, kv), bounds, bounds[1:], strict=False):
+        expected = t[..., start:stop].unflatten(-1, (heads, dh))
+        assert part.shape == (2, 5, heads, dh)
+        assert part.stride() == expected.stride() and part.storage_offset() == expected.storage_offset()
+        assert part.untyped_storage().data_ptr() == t.untyped_storage().data_ptr()
+        assert torch.equal(part, expected)

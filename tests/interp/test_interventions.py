@@ -7,6 +7,8 @@ import torch
 
 import interp
 from interp import Ablate, Add, Intervention, Patch, Project, Scale
+from interp.attention import PATTERN_HOOKS_ATTR
+from interp.hook_points import is_toolkit_hook
 from tests.tiny_models import VOCAB, make
 
 
@@ -123,6 +125,41 @@ def test_pattern_hook_restores_sdpa():
     with pytest.raises(ZeroDivisionError), model.hooks({"blocks.0.attn.hook_pattern": lambda t, n: 1 / 0}):
         model(tokens)
     assert model.hf_model.config._attn_implementation == "sdpa"
+
+
+def test_installation_sites_carry_one_hook_each(model, tokens):
+    installation = model._install([(n, lambda t: None) for n in model.hook_names()], read_only=True)
+    try:
+        sites = installation.sites
+        assert len(set(sites)) == len(sites)
+        for site in sites:
+            module = model.module(site.path)
+            hooks = module._forward_pre_hooks if site.io == "in" else module._forward_hooks
+            assert sum(is_toolkit_hook(h) for h in hooks.values()) == 1, site
+        # plus one pattern hook per block, kept in the attention function
+        assert model.hooks_installed() == len(sites) + model.cfg.n_layers
+    finally:
+        installation.remove()
+    assert model.hooks_installed() == 0
+
+
+def test_nested_pattern_hooks_stack_and_unwind():
+    model = interp.HookedModel(make("gpt2", attn="sdpa"))
+    tokens = torch.randint(0, VOCAB, (1, 6))
+    attn = model.module(model.arch.attn, layer=0)
+    seen = []
+    outer = {"blocks.0.attn.hook_pattern": lambda t, n: seen.append("outer")}
+    inner = {"blocks.0.attn.hook_pattern": lambda t, n: seen.append("inner")}
+    with model.hooks(outer):
+        with model.hooks(inner):
+            model(tokens)
+            assert len(attn.__dict__[PATTERN_HOOKS_ATTR]) == 2
+        model(tokens)
+        assert len(attn.__dict__[PATTERN_HOOKS_ATTR]) == 1
+    assert PATTERN_HOOKS_ATTR not in attn.__dict__
+    assert seen == ["outer", "inner", "outer"]  # the enclosing block's hook runs first
+    assert model.hf_model.config._attn_implementation == "sdpa"
+    assert model.hooks_installed() == 0
 
 
 def test_unknown_hook_lists_closest(model, tokens):
