@@ -73,13 +73,13 @@ def test_join_of_split_parts_is_the_tensor_and_setters_agree(layout, h, kv):
 
 @pytest.mark.parametrize(("h", "kv"), [(4, 4), (4, 2), (4, 1)])
 def test_blocked_split_gives_views_of_the_slices(h, kv):
-    """Both blocked split paths (equal widths, grouped-query widths) give views of the tensor, not
-    copies, laid out as the plain slices [q | k | v]."""
+    """The blocked split gives views of the tensor, not copies, laid out as the plain slices
+    [q | k | v], for equal widths and for grouped-query widths alike."""
     dh = 3
     t = torch.randn(2, 5, (h + 2 * kv) * dh)
     q, k, v = fused_layout("blocked", h, kv, dh).split(t)
     bounds = (0, h * dh, (h + kv) * dh, (h + 2 * kv) * dh)
-    for part, heads, start, stop in zip((q, k, v), (h, kv, kv), bounds, bounds[1:], strict=False):
+    for part, heads, start, stop in zip((q, k, v), (h, kv, kv), bounds[:-1], bounds[1:], strict=True):
         expected = t[..., start:stop].unflatten(-1, (heads, dh))
         assert part.shape == (2, 5, heads, dh)
         assert part.stride() == expected.stride() and part.storage_offset() == expected.storage_offset()
